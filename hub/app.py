@@ -1,0 +1,74 @@
+"""The composition root: ``create_app(settings)`` builds every service once and mounts every
+package's routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from importlib.metadata import PackageNotFoundError, version
+
+from aiohttp import web
+
+from hub import system
+from hub.api import AUTHENTICATOR, MAX_JSON_BYTES, Api
+from hub.clock import Clock
+from hub.identity import handlers as identity_handlers
+from hub.identity.passwords import PasswordHashing
+from hub.middleware import HTTP_METRICS, problem_errors, request_context
+from hub.services import HUB, Hub, build_hub
+from hub.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def cohort_version() -> str:
+    try:
+        return version("cohort")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def build_api() -> Api:
+    """Every REST operation of the hub, in one registry (also the OpenAPI document's source)."""
+    api = Api()
+    system.register_routes(api)
+    identity_handlers.register_routes(api)
+    return api
+
+
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, hashing: PasswordHashing | None = None
+) -> web.Application:
+    hub = build_hub(settings, clock=clock, hashing=hashing)
+    app = web.Application(
+        middlewares=[request_context, problem_errors], client_max_size=settings.max_json_bytes
+    )
+    app[HUB] = hub
+    app[HTTP_METRICS] = hub.metrics
+    app[AUTHENTICATOR] = hub.identity.authenticate
+    app[MAX_JSON_BYTES] = settings.max_json_bytes
+    api = build_api()
+    api.mount(app)
+    app[system.OPENAPI] = system.openapi_bytes(api, cohort_version())
+    system.add_web_routes(app, settings.web_dist)
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    hub: Hub = app[HUB]
+    await hub.broker.start()
+    log.info(
+        "hub started",
+        extra={
+            "database": hub.db.engine.url.render_as_string(hide_password=True),
+            "broker": type(hub.broker).__name__,
+        },
+    )
+    try:
+        yield
+    finally:
+        await hub.broker.close()
+        if hub.redis is not None:
+            await hub.redis.aclose()
+        await hub.db.dispose()

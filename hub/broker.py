@@ -1,0 +1,269 @@
+"""The broker moves messages between hub processes. It is a transport, never the record: anything
+that must survive lives in the database and is replayed from there.
+
+``MemoryBroker`` serves one process; ``RedisBroker`` carries the same calls over Redis pub/sub,
+with one Redis connection per process however many local subscribers there are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_QUEUE_SIZE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerMessage:
+    channel: str
+    data: bytes
+
+
+class Subscription:
+    """Messages of the channels it is subscribed to, in arrival order, from a bounded queue.
+
+    A subscriber that falls ``queue_size`` messages behind loses the overflow (counted in
+    ``dropped``): the room is never slowed by one reader, and readers repair gaps from storage.
+    """
+
+    def __init__(self, fanout: _Fanout, queue_size: int) -> None:
+        self._fanout = fanout
+        self._queue: asyncio.Queue[BrokerMessage | None] = asyncio.Queue(queue_size)
+        self.channels: set[str] = set()
+        self.dropped = 0
+        self._closed = False
+
+    async def add(self, *channels: str) -> None:
+        new = [c for c in channels if c not in self.channels]
+        self.channels.update(new)
+        await self._fanout.attach(self, new)
+
+    async def remove(self, *channels: str) -> None:
+        gone = [c for c in channels if c in self.channels]
+        self.channels.difference_update(gone)
+        await self._fanout.detach(self, gone)
+
+    def deliver(self, message: BrokerMessage) -> None:
+        try:
+            self._queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    async def get(self) -> BrokerMessage:
+        """The next message; raises ``StopAsyncIteration`` once closed."""
+        if self._closed and self._queue.empty():
+            raise StopAsyncIteration
+        item = await self._queue.get()
+        if item is None:
+            raise StopAsyncIteration
+        return item
+
+    def __aiter__(self) -> AsyncIterator[BrokerMessage]:
+        return self
+
+    async def __anext__(self) -> BrokerMessage:
+        return await self.get()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._fanout.detach(self, list(self.channels))
+        self.channels.clear()
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(None)
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class _Fanout:
+    """Local delivery: channel → this process's subscriptions. Hooks tell a transport when a
+    channel gains its first or loses its last local subscriber."""
+
+    def __init__(self) -> None:
+        self.by_channel: dict[str, set[Subscription]] = defaultdict(set)
+
+    async def attach(self, sub: Subscription, channels: list[str]) -> None:
+        first = [c for c in channels if not self.by_channel.get(c)]
+        for channel in channels:
+            self.by_channel[channel].add(sub)
+        if first:
+            await self.on_first(first)
+
+    async def detach(self, sub: Subscription, channels: list[str]) -> None:
+        last = []
+        for channel in channels:
+            subs = self.by_channel.get(channel)
+            if subs is None:
+                continue
+            subs.discard(sub)
+            if not subs:
+                del self.by_channel[channel]
+                last.append(channel)
+        if last:
+            await self.on_last(last)
+
+    def deliver(self, channel: str, data: bytes) -> None:
+        subs = self.by_channel.get(channel)
+        if subs:
+            message = BrokerMessage(channel, data)
+            for sub in tuple(subs):
+                sub.deliver(message)
+
+    async def on_first(self, channels: list[str]) -> None:
+        return None
+
+    async def on_last(self, channels: list[str]) -> None:
+        return None
+
+
+class Broker(Protocol):
+    async def publish(self, channel: str, data: bytes) -> None:
+        """Send ``data`` to every subscriber of ``channel`` in every hub process."""
+        ...
+
+    async def subscribe(self, *channels: str, queue_size: int = DEFAULT_QUEUE_SIZE) -> Subscription:
+        """A new subscription, already listening on ``channels`` when this returns."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise if the broker cannot carry messages right now."""
+        ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryBroker:
+    """In-process broker for the embedded default and tests."""
+
+    def __init__(self) -> None:
+        self._fanout = _Fanout()
+
+    async def start(self) -> None:
+        return None
+
+    async def publish(self, channel: str, data: bytes) -> None:
+        self._fanout.deliver(channel, data)
+
+    async def subscribe(self, *channels: str, queue_size: int = DEFAULT_QUEUE_SIZE) -> Subscription:
+        sub = Subscription(self._fanout, queue_size)
+        await sub.add(*channels)
+        return sub
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        for subs in list(self._fanout.by_channel.values()):
+            for sub in list(subs):
+                await sub.close()
+
+
+class _RedisFanout(_Fanout):
+    def __init__(self, broker: RedisBroker) -> None:
+        super().__init__()
+        self._broker = broker
+
+    async def on_first(self, channels: list[str]) -> None:
+        await self._broker._redis_subscribe(channels)
+
+    async def on_last(self, channels: list[str]) -> None:
+        await self._broker._redis_unsubscribe(channels)
+
+
+class RedisBroker:
+    """Redis pub/sub between hub processes; channel names are namespaced by ``prefix``.
+
+    Pub/sub is at-most-once: what a disconnected process misses is gone, which is why durable
+    channels replay from the database by sequence number.
+    """
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = f"{prefix}:ch:"
+        self._fanout = _RedisFanout(self)
+        self._pubsub = redis.pubsub()
+        self._reader: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        if self._reader is not None:
+            raise RuntimeError("broker already started")
+        self._reader = asyncio.create_task(self._read(), name="redis-broker-reader")
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def publish(self, channel: str, data: bytes) -> None:
+        await self._redis.publish(self._prefix + channel, data)
+
+    async def subscribe(self, *channels: str, queue_size: int = DEFAULT_QUEUE_SIZE) -> Subscription:
+        sub = Subscription(self._fanout, queue_size)
+        await sub.add(*channels)
+        return sub
+
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+    async def _redis_subscribe(self, channels: list[str]) -> None:
+        async with self._lock:
+            await self._pubsub.subscribe(*(self._prefix + c for c in channels))
+            self._subscribed.set()
+
+    async def _redis_unsubscribe(self, channels: list[str]) -> None:
+        async with self._lock:
+            await self._pubsub.unsubscribe(*(self._prefix + c for c in channels))
+
+    async def _read(self) -> None:
+        backoff = 0.1
+        cut = len(self._prefix)
+        while True:
+            await self._subscribed.wait()
+            try:
+                message = await self._pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=1.0
+                )
+                backoff = 0.1
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                # redis-py re-subscribes every channel when the connection comes back.
+                log.warning("redis broker connection lost; retrying", extra={"error": str(exc)})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if message is None:
+                if not self._pubsub.subscribed:
+                    self._subscribed.clear()
+                continue
+            if message["type"] == "message":
+                channel = message["channel"]
+                name = channel.decode() if isinstance(channel, bytes) else channel
+                self._fanout.deliver(name[cut:], message["data"])

@@ -1,0 +1,134 @@
+"""The ``cohort`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from hub.app import create_app
+from hub.db import Database
+from hub.demo import seed_demo_accounts
+from hub.errors import CohortError, ValidationFailed
+from hub.logs import configure_logging
+from hub.migrate import upgrade
+from hub.services import HUB, build_hub
+from hub.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("hub.cli")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cohort", description="Cohort: learn together.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run a hub process")
+    serve.add_argument("--host", help="address to bind (default COHORT_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default COHORT_PORT or 8080)")
+    serve.add_argument("--migrate", action="store_true", help="apply migrations first")
+    serve.add_argument("--demo", action="store_true", help="create the demo accounts")
+
+    commands.add_parser("migrate", help="apply database migrations")
+
+    admin = commands.add_parser("admin", help="administer accounts")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
+    create = admin_commands.add_parser("create", help="create an admin (or promote an account)")
+    create.add_argument("--email", required=True)
+    create.add_argument("--password", required=True)
+    create.add_argument("--display-name", default="Administrator")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    overrides: dict[str, object] = {}
+    if getattr(args, "host", None):
+        overrides["host"] = args.host
+    if getattr(args, "port", None):
+        overrides["port"] = args.port
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        print(f"cohort: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        if args.command == "serve":
+            return _serve(settings, migrate=args.migrate, demo=args.demo)
+        if args.command == "migrate":
+            asyncio.run(_migrate(settings))
+            print(f"cohort: database at head ({_safe_url(settings)})")
+            return 0
+        if args.command == "admin":
+            return asyncio.run(
+                _admin_create(settings, args.email, args.password, args.display_name)
+            )
+    except CohortError as exc:
+        print(f"cohort: {exc.detail}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"cohort: {exc}", file=sys.stderr)
+        return 1
+    return 2
+
+
+def _safe_url(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.db_url).render_as_string(hide_password=True)
+
+
+async def _migrate(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.db_url)
+    try:
+        await upgrade(db)
+    finally:
+        await db.dispose()
+
+
+async def _admin_create(settings: Settings, email: str, password: str, display_name: str) -> int:
+    hub = build_hub(settings)
+    try:
+        user = await hub.identity.ensure_account(
+            email, password, display_name, admin=True, teacher=False
+        )
+    except ValidationFailed as exc:
+        print(f"cohort: {exc.detail}", file=sys.stderr)
+        return 1
+    finally:
+        await hub.db.dispose()
+    print(f"cohort: {user.email} is an admin (user id {user.id})")
+    return 0
+
+
+def _serve(settings: Settings, *, migrate: bool, demo: bool) -> int:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = create_app(settings)
+
+    if migrate:
+
+        async def run_migrations(app: web.Application) -> None:
+            await upgrade(app[HUB].db)
+
+        app.on_startup.append(run_migrations)
+    if demo:
+
+        async def seed(app: web.Application) -> None:
+            accounts = await seed_demo_accounts(app[HUB].identity)
+            lines = [f"  {a.role:<17} {a.email:<22} password: {a.password}" for a in accounts]
+            print("Demo accounts:\n" + "\n".join(lines), flush=True)
+
+        app.on_startup.append(seed)
+
+    print(f"Cohort is starting on {settings.base_url}", flush=True)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,2 @@
+"""Identity: users, roles, passwords, access and refresh tokens, sessions, login throttling and
+teacher verification."""

@@ -1,0 +1,60 @@
+"""Alembic environment: one metadata for every package, async engines, batch mode on SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+
+from alembic import context
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from hub.db import Base
+
+# Model modules of every package, loaded by name: the hub owns migrations but may not import
+# the packages above it (the dependency contract), and autogenerate needs all their tables.
+MODEL_MODULES = ("hub.identity.models",)
+for _module in MODEL_MODULES:
+    importlib.import_module(_module)
+
+target_metadata = Base.metadata
+config = context.config
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_async(url: str) -> None:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            await conn.run_sync(_run)
+    finally:
+        await engine.dispose()
+
+
+def run_offline() -> None:
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_as_batch=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_offline()
+elif (connection := config.attributes.get("connection")) is not None:
+    _run(connection)
+else:
+    asyncio.run(_run_async(config.attributes["url"]))

@@ -1,0 +1,83 @@
+"""The composition root's product: every long-lived service of one hub process, built once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from hub.broker import Broker, MemoryBroker, RedisBroker
+from hub.clock import Clock, SystemClock
+from hub.db import Database
+from hub.identity.manager import AuthPolicy, IdentityManager
+from hub.identity.passwords import PasswordHashing
+from hub.identity.teachers import TeacherVerification
+from hub.identity.tokens import AccessTokens, RefreshSecrets
+from hub.observability import HttpMetrics
+from hub.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from hub.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Hub:
+    settings: Settings
+    clock: Clock
+    db: Database
+    redis: Redis | None
+    broker: Broker
+    limiter: RateLimiter
+    identity: IdentityManager
+    teachers: TeacherVerification
+    metrics: HttpMetrics
+
+
+HUB = web.AppKey("hub", Hub)
+
+
+def build_hub(
+    settings: Settings, *, clock: Clock | None = None, hashing: PasswordHashing | None = None
+) -> Hub:
+    """Wire every service from settings. Nothing here connects yet; ``start``-style work runs
+    in the app's cleanup context."""
+    clock = clock or SystemClock()
+    db = Database(settings.db_url)
+    redis: Redis | None = None
+    broker: Broker
+    limiter: RateLimiter
+    if settings.redis_url:
+        redis = Redis.from_url(settings.redis_url, health_check_interval=30)
+        broker = RedisBroker(redis, settings.redis_prefix)
+        limiter = RedisRateLimiter(redis, settings.redis_prefix)
+    else:
+        broker = MemoryBroker()
+        limiter = MemoryRateLimiter(clock)
+    policy = AuthPolicy(
+        refresh_ttl=settings.refresh_token_ttl,
+        refresh_grace=settings.refresh_grace_seconds,
+        max_failures_per_account=settings.login_max_failures_per_account,
+        account_window=settings.login_account_window,
+        max_attempts_per_address=settings.login_max_attempts_per_address,
+        address_window=settings.login_address_window,
+    )
+    signing_key = settings.signing_key()
+    identity = IdentityManager(
+        db,
+        hashing or PasswordHashing(),
+        AccessTokens(signing_key, settings.access_token_ttl, clock),
+        RefreshSecrets(signing_key),
+        limiter,
+        clock,
+        policy,
+    )
+    return Hub(
+        settings=settings,
+        clock=clock,
+        db=db,
+        redis=redis,
+        broker=broker,
+        limiter=limiter,
+        identity=identity,
+        teachers=TeacherVerification(db, broker, clock),
+        metrics=HttpMetrics(),
+    )

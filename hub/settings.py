@@ -1,0 +1,141 @@
+"""One validated settings object, read from ``COHORT_*`` environment variables."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "COHORT_"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+class Settings(BaseSettings):
+    """Every knob of a hub process. Unset values fall back to the embedded default."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    data_dir: Path = Field(default=Path("var"), description="SQLite file, local media, secret key")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy async URL; default sqlite+aiosqlite in data_dir"
+    )
+    redis_url: str | None = Field(
+        default=None, description="redis://…; unset means the in-process broker"
+    )
+    redis_prefix: str = Field(default="cohort", description="namespace for Redis keys and channels")
+    secret_key: str | None = Field(
+        default=None, min_length=32, description="signs tokens; generated in data_dir when unset"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    public_base_url: str | None = Field(default=None, description="e.g. https://cohort.example")
+    cookie_secure: bool | None = Field(
+        default=None, description="Secure cookies; default: true when public_base_url is https"
+    )
+    trust_forwarded_for: bool = Field(
+        default=False, description="take the client address from X-Forwarded-For (behind a proxy)"
+    )
+    max_json_bytes: int = Field(default=1 << 20, ge=1024, description="largest JSON request body")
+    max_upload_bytes: int = Field(default=500 * 1024 * 1024, ge=1024)
+    access_token_ttl: int = Field(default=900, ge=30, le=3600, description="seconds")
+    refresh_token_ttl: int = Field(default=30 * 24 * 3600, ge=3600, description="seconds")
+    refresh_grace_seconds: float = Field(
+        default=10.0, ge=0, le=10, description="previous refresh token still accepted (two tabs)"
+    )
+    login_max_failures_per_account: int = Field(default=5, ge=1)
+    login_account_window: int = Field(default=900, ge=1, description="seconds")
+    login_max_attempts_per_address: int = Field(default=30, ge=1)
+    login_address_window: int = Field(default=300, ge=1, description="seconds")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    web_dist: Path = Field(default=REPO_ROOT / "web" / "dist", description="built front end")
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if not (
+            value.startswith("postgresql+asyncpg://") or value.startswith("sqlite+aiosqlite://")
+        ):
+            raise ValueError("use postgresql+asyncpg://… or sqlite+aiosqlite:///path")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("use redis://host:port/db")
+        return value or None
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else None
+
+    @model_validator(mode="after")
+    def _defaults(self) -> Settings:
+        # Derived defaults are computed once here so every reader sees the same values.
+        if self.database_url is None:
+            db_file = (self.data_dir / "cohort.db").resolve()
+            object.__setattr__(self, "database_url", f"sqlite+aiosqlite:///{db_file}")
+        if self.cookie_secure is None:
+            secure = bool(self.public_base_url and self.public_base_url.startswith("https://"))
+            object.__setattr__(self, "cookie_secure", secure)
+        return self
+
+    @property
+    def db_url(self) -> str:
+        assert self.database_url is not None
+        return self.database_url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.db_url.startswith("sqlite")
+
+    @property
+    def base_url(self) -> str:
+        return self.public_base_url or f"http://{self.host}:{self.port}"
+
+    def signing_key(self) -> str:
+        """The secret that signs tokens: the configured one, else ``data_dir/secret``."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # O_EXCL: two hubs starting at once must not overwrite each other's key.
+            try:
+                with path.open("x", encoding="ascii") as fh:
+                    fh.write(secrets.token_urlsafe(48))
+                path.chmod(0o600)
+            except FileExistsError:
+                pass
+        return path.read_text(encoding="ascii").strip()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; overrides win over it.
+
+    Raises:
+        SettingsError: naming each bad variable and what is wrong with it.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "settings"
+            problems.append(f"{ENV_PREFIX}{field.upper()}: {err['msg']}")
+        raise SettingsError("invalid configuration: " + "; ".join(problems)) from None
