@@ -1,0 +1,350 @@
+import { css, html, LitElement, nothing, type TemplateResult } from "lit";
+import { styleMap } from "lit/directives/style-map.js";
+import type { User } from "./api/types.ts";
+import { auth, AuthController } from "./auth.ts";
+import { currentLocation, navigate, onRouteChange, type RouteLocation } from "./router.ts";
+import { shared } from "./styles.ts";
+import "./pages/admin-applications-page.ts";
+import "./pages/home-page.ts";
+import "./pages/login-page.ts";
+import "./pages/not-found-page.ts";
+import "./pages/profile-page.ts";
+import "./pages/signup-page.ts";
+import "./pages/teach-page.ts";
+
+type Access = "public" | "signed-in" | "admin";
+
+interface Route {
+  path: string;
+  title: string;
+  access: Access;
+  view: () => TemplateResult;
+}
+
+const ROUTES: readonly Route[] = [
+  { path: "/", title: "Home", access: "public", view: () => html`<home-page></home-page>` },
+  { path: "/login", title: "Log in", access: "public", view: () => html`<login-page></login-page>` },
+  { path: "/signup", title: "Sign up", access: "public", view: () => html`<signup-page></signup-page>` },
+  { path: "/profile", title: "Profile", access: "signed-in", view: () => html`<profile-page></profile-page>` },
+  { path: "/teach", title: "Teach", access: "signed-in", view: () => html`<teach-page></teach-page>` },
+  {
+    path: "/admin/applications",
+    title: "Teacher applications",
+    access: "admin",
+    view: () => html`<admin-applications-page></admin-applications-page>`,
+  },
+];
+
+const NOT_FOUND: Route = {
+  path: "*",
+  title: "Not found",
+  access: "public",
+  view: () => html`<not-found-page .path=${currentLocation().path}></not-found-page>`,
+};
+
+const FORBIDDEN: Route = {
+  path: "*",
+  title: "Admins only",
+  access: "public",
+  view: () => html`<forbidden-page></forbidden-page>`,
+};
+
+/** Decide what a location shows for the current user, or where it must send them instead. */
+function resolve(location: RouteLocation, user: User | null): Route | { redirect: string } {
+  const route = ROUTES.find((r) => r.path === location.path) ?? NOT_FOUND;
+  if (route.access !== "public" && !user) {
+    const search = location.query.toString();
+    const here = location.path + (search ? `?${search}` : "");
+    return { redirect: `/login?next=${encodeURIComponent(here)}` };
+  }
+  if (route.access === "admin" && !user?.is_admin) return FORBIDDEN;
+  return route;
+}
+
+export class CohortApp extends LitElement {
+  static override styles = [
+    shared,
+    css`
+      :host {
+        min-height: 100vh;
+        display: flex;
+        flex-direction: column;
+      }
+      .skip {
+        position: absolute;
+        left: 0.5rem;
+        top: -3rem;
+        background: var(--surface);
+        padding: 0.5rem 0.75rem;
+        border-radius: 6px;
+        z-index: 10;
+      }
+      .skip:focus {
+        top: 0.5rem;
+      }
+      header {
+        background: var(--surface);
+        border-bottom: 1px solid var(--border);
+      }
+      nav {
+        max-width: var(--page-width);
+        margin: 0 auto;
+        padding: 0.6rem 1.25rem;
+        display: flex;
+        flex-wrap: wrap;
+        align-items: center;
+        gap: 0.5rem 1.25rem;
+      }
+      .brand {
+        font-weight: 800;
+        font-size: 1.2rem;
+        color: var(--text);
+        text-decoration: none;
+        letter-spacing: -0.01em;
+      }
+      .brand span {
+        color: var(--accent);
+      }
+      .links {
+        display: flex;
+        flex-wrap: wrap;
+        gap: 0.25rem;
+        list-style: none;
+        margin: 0;
+        padding: 0;
+        flex: 1 1 auto;
+      }
+      .links a {
+        color: var(--text);
+        text-decoration: none;
+        padding: 0.35rem 0.6rem;
+        border-radius: 6px;
+      }
+      .links a:hover {
+        background: var(--hover);
+      }
+      .links a[aria-current="page"] {
+        background: var(--accent-soft);
+        color: var(--accent-strong);
+        font-weight: 600;
+      }
+      .account {
+        display: flex;
+        flex-wrap: wrap;
+        align-items: center;
+        gap: 0.6rem;
+      }
+      .user {
+        color: var(--text);
+        text-decoration: none;
+        padding: 0.25rem 0.4rem;
+        border-radius: 6px;
+        display: inline-flex;
+        align-items: center;
+        gap: 0.45rem;
+        font-weight: 600;
+        max-width: 16rem;
+      }
+      .user:hover {
+        background: var(--hover);
+      }
+      .user [data-testid="nav-user"] {
+        overflow: hidden;
+        text-overflow: ellipsis;
+        white-space: nowrap;
+      }
+      .avatar {
+        flex: none;
+        width: 0.9rem;
+        height: 0.9rem;
+        border-radius: 50%;
+        border: 1px solid rgb(0 0 0 / 0.15);
+      }
+      .badge.teacher {
+        background: var(--accent-soft);
+        border-color: var(--accent);
+        color: var(--accent-strong);
+      }
+      .account a.button {
+        text-decoration: none;
+        font-weight: 600;
+        padding: 0.4rem 0.9rem;
+        border-radius: 6px;
+      }
+      .account a.primary {
+        background: var(--accent);
+        color: var(--on-accent);
+      }
+      button.secondary {
+        padding: 0.35rem 0.85rem;
+      }
+      main {
+        flex: 1 0 auto;
+        width: 100%;
+        max-width: var(--page-width);
+        margin: 0 auto;
+        padding: 2rem 1.25rem 3rem;
+      }
+      footer {
+        border-top: 1px solid var(--border);
+        color: var(--muted);
+        font-size: 0.9rem;
+      }
+      footer div {
+        max-width: var(--page-width);
+        margin: 0 auto;
+        padding: 1rem 1.25rem;
+        display: flex;
+        flex-wrap: wrap;
+        gap: 1rem;
+        justify-content: space-between;
+      }
+      @media (max-width: 40rem) {
+        nav {
+          padding: 0.5rem 0.9rem;
+        }
+        main {
+          padding: 1.25rem 0.9rem 2rem;
+        }
+      }
+    `,
+  ];
+
+  static override properties = {
+    signingOut: { state: true },
+  };
+
+  declare signingOut: boolean;
+
+  private readonly session = new AuthController(this);
+  private route: Route = NOT_FOUND;
+  private shownRoute: Route | null = null;
+  private stopListening: (() => void) | null = null;
+
+  constructor() {
+    super();
+    this.signingOut = false;
+  }
+
+  override connectedCallback(): void {
+    super.connectedCallback();
+    this.stopListening = onRouteChange(() => this.requestUpdate());
+  }
+
+  override disconnectedCallback(): void {
+    super.disconnectedCallback();
+    this.stopListening?.();
+  }
+
+  override willUpdate(): void {
+    if (this.session.status === "unknown") return;
+    let resolved = resolve(currentLocation(), this.session.user);
+    if ("redirect" in resolved) {
+      // replace, so Back does not bounce the visitor into the same redirect again.
+      navigate(resolved.redirect, { replace: true });
+      resolved = resolve(currentLocation(), this.session.user);
+    }
+    this.route = "redirect" in resolved ? NOT_FOUND : resolved;
+  }
+
+  override render() {
+    const ready = this.session.status !== "unknown";
+    return html`
+      <a class="skip" href="#main" @click=${this.skipToMain}>Skip to content</a>
+      <header>
+        <nav aria-label="Main">
+          <a class="brand" href="/">Co<span>hort</span></a>
+          <ul class="links">
+            ${this.navLink("/", "Home")}
+            ${this.session.user
+              ? html`${this.navLink("/profile", "Profile")} ${this.navLink("/teach", "Teach")}
+                ${this.session.user.is_admin ? this.navLink("/admin/applications", "Admin") : nothing}`
+              : nothing}
+          </ul>
+          ${ready ? this.renderAccount() : nothing}
+        </nav>
+      </header>
+      <main id="main" tabindex="-1">
+        ${ready ? this.route.view() : html`<p class="muted" role="status">Loading…</p>`}
+      </main>
+      <footer>
+        <div>
+          <span>Cohort: learn together.</span>
+          <a href="/api/docs">API documentation</a>
+        </div>
+      </footer>
+    `;
+  }
+
+  private navLink(path: string, label: string) {
+    const here = currentLocation().path;
+    const current = path === "/" ? here === "/" : here === path || here.startsWith(`${path}/`);
+    return html`<li><a href=${path} aria-current=${current ? "page" : nothing}>${label}</a></li>`;
+  }
+
+  private renderAccount() {
+    const user = this.session.user;
+    if (!user) {
+      return html`<div class="account">
+        <a class="button" href="/login">Log in</a>
+        <a class="button primary" href="/signup">Sign up</a>
+      </div>`;
+    }
+    return html`<div class="account">
+      <a class="user" href="/profile" aria-label=${`Signed in as ${user.display_name}, edit profile`}>
+        <span class="avatar" aria-hidden="true" style=${styleMap({ background: user.avatar_color })}></span>
+        <span data-testid="nav-user">${user.display_name}</span>
+      </a>
+      ${user.is_teacher
+        ? html`<span class="badge teacher" data-testid="teacher-badge">Teacher</span>`
+        : nothing}
+      <button
+        type="button"
+        class="secondary"
+        data-testid="logout"
+        ?disabled=${this.signingOut}
+        @click=${this.logout}
+      >
+        ${this.signingOut ? "Logging out…" : "Log out"}
+      </button>
+    </div>`;
+  }
+
+  override updated(): void {
+    if (this.session.status === "unknown" || this.shownRoute === this.route) return;
+    const first = this.shownRoute === null;
+    this.shownRoute = this.route;
+    document.title = this.route.path === "/" ? "Cohort" : `${this.route.title} · Cohort`;
+    // Initial load keeps the browser's own focus; later route changes move focus to the new
+    // heading so screen readers announce the page, as a full page load would.
+    if (!first) void this.focusHeading();
+  }
+
+  private async focusHeading(): Promise<void> {
+    window.scrollTo(0, 0);
+    const page = this.renderRoot.querySelector("main")?.firstElementChild;
+    if (!(page instanceof LitElement)) return;
+    await page.updateComplete;
+    const heading = page.renderRoot.querySelector<HTMLElement>("h1");
+    heading?.focus({ preventScroll: true });
+  }
+
+  private skipToMain(event: Event): void {
+    // The fragment link would otherwise be handled by the router as a navigation.
+    event.preventDefault();
+    this.renderRoot.querySelector<HTMLElement>("main")?.focus();
+  }
+
+  private async logout(): Promise<void> {
+    this.signingOut = true;
+    // Leave protected pages first so the sign-out does not bounce through /login.
+    navigate("/");
+    try {
+      await auth.logout();
+    } finally {
+      this.signingOut = false;
+    }
+  }
+}
+
+customElements.define("cohort-app", CohortApp);
