@@ -28,7 +28,7 @@ from hub.identity.manager import Principal
 Authenticator = Callable[[str], Awaitable[Principal]]
 AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
 MAX_JSON_BYTES = web.AppKey("max_json_bytes", int)
-PRINCIPAL = "cohort.principal"
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 Handler = Callable[..., Awaitable[BaseModel | web.StreamResponse | None]]
 
@@ -171,9 +171,8 @@ async def authenticate(request: web.Request) -> Principal:
     Raises:
         Unauthenticated: no token, or one that does not verify.
     """
-    cached = request.get(PRINCIPAL)
-    if isinstance(cached, Principal):
-        return cached
+    if PRINCIPAL in request:
+        return request[PRINCIPAL]
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from alembic import command
@@ -11,6 +12,16 @@ from sqlalchemy.engine import Connection
 from hub.db import Database
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+# Model modules of every package, loaded by name: the hub owns migrations but may not import
+# the packages above it (the dependency contract), and autogenerate needs all their tables.
+MODEL_MODULES = ("hub.identity.models",)
+
+
+def load_models() -> None:
+    """Import every package's models so the shared metadata knows all tables."""
+    for module in MODEL_MODULES:
+        importlib.import_module(module)
 
 
 def alembic_config(url: str) -> Config:

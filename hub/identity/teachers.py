@@ -106,7 +106,7 @@ class TeacherVerification:
         if before is not None:
             query = query.where(TeacherApplication.id < before)
         async with self._db.sessions() as s:
-            return [ApplicationView(a, u) for a, u in (await s.execute(query)).tuples()]
+            return [ApplicationView(a, u) for a, u in await s.execute(query)]
 
     async def approve(self, principal: Principal, application_id: int) -> ApplicationView:
         return await self._decide(principal, application_id, ApplicationStatus.APPROVED, None)

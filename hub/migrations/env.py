@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 
 from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub.db import Base
+from hub.migrate import load_models
 
-# Model modules of every package, loaded by name: the hub owns migrations but may not import
-# the packages above it (the dependency contract), and autogenerate needs all their tables.
-MODEL_MODULES = ("hub.identity.models",)
-for _module in MODEL_MODULES:
-    importlib.import_module(_module)
+load_models()
 
 target_metadata = Base.metadata
 config = context.config

@@ -1,0 +1,102 @@
+"""The broker: in memory, and over Redis between two hub apps."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.app import create_app
+from hub.broker import MemoryBroker
+from hub.clock import FakeClock
+from hub.services import HUB
+from tests.conftest import make_settings
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def test_memory_broker_delivers_to_subscribers_of_the_channel() -> None:
+    broker = MemoryBroker()
+    a = await broker.subscribe("chat:1", "chat:2")
+    b = await broker.subscribe("chat:2")
+    await broker.publish("chat:1", b"one")
+    await broker.publish("chat:2", b"two")
+    await broker.publish("chat:3", b"nobody")
+    assert [(await a.get()).data, (await a.get()).data] == [b"one", b"two"]
+    assert (await b.get()).data == b"two"
+    await a.remove("chat:2")
+    await broker.publish("chat:2", b"three")
+    assert (await b.get()).data == b"three"
+    await a.close()
+    await b.close()
+    with pytest.raises(StopAsyncIteration):
+        await a.get()
+
+
+async def test_slow_subscriber_drops_instead_of_blocking() -> None:
+    broker = MemoryBroker()
+    slow = await broker.subscribe("room", queue_size=3)
+    fast = await broker.subscribe("room")
+    for i in range(10):
+        await broker.publish("room", str(i).encode())
+    assert slow.dropped == 7
+    assert [(await fast.get()).data for _ in range(10)] == [str(i).encode() for i in range(10)]
+    assert [(await slow.get()).data for _ in range(3)] == [b"0", b"1", b"2"]
+    await broker.close()
+
+
+@pytest.mark.redis
+async def test_redis_broker_carries_messages_between_two_hubs(
+    aiohttp_client: Any, tmp_path: Path, redis_url: str, clock: FakeClock
+) -> None:
+    prefix = f"cohort-test-{uuid.uuid4().hex}"
+    hubs = []
+    for name in ("a", "b"):
+        settings = make_settings(
+            tmp_path / name,
+            f"sqlite+aiosqlite:///{tmp_path / name}.db",
+            redis_url=redis_url,
+            redis_prefix=prefix,
+        )
+        client = await aiohttp_client(create_app(settings, clock=clock))
+        hubs.append(client.app[HUB])
+        assert (await client.get("/readyz")).status == 200
+    hub_a, hub_b = hubs
+
+    on_b = await hub_b.broker.subscribe("user:7")
+    also_on_b = await hub_b.broker.subscribe("user:7", "user:8")
+    on_a = await hub_a.broker.subscribe("user:8")
+    await hub_a.broker.publish("user:7", b'{"hello":"from a"}')
+    await hub_b.broker.publish("user:8", b"from b")
+
+    async with asyncio.timeout(5):
+        message = await on_b.get()
+        assert (message.channel, message.data) == ("user:7", b'{"hello":"from a"}')
+        assert (await also_on_b.get()).data == b'{"hello":"from a"}'
+        assert (await also_on_b.get()).data == b"from b"
+        assert (await on_a.get()).data == b"from b"
+
+    # Another namespace on the same Redis hears nothing.
+    other = make_settings(
+        tmp_path / "c", f"sqlite+aiosqlite:///{tmp_path}/c.db", redis_url=redis_url
+    )
+    stranger = (await aiohttp_client(create_app(other, clock=clock))).app[HUB]
+    eavesdrop = await stranger.broker.subscribe("user:7")
+    await hub_a.broker.publish("user:7", b"second")
+    # Redis delivers in publish order, so a marker published afterwards in the stranger's own
+    # namespace arrives first only if "second" never reached it.
+    await stranger.broker.publish("user:7", b"marker")
+    async with asyncio.timeout(5):
+        assert (await on_b.get()).data == b"second"
+        assert (await eavesdrop.get()).data == b"marker"
+
+    # After the last local subscriber leaves, the hub stops listening to that channel.
+    await on_b.close()
+    await also_on_b.close()
+    await hub_a.broker.publish("user:7", b"unheard")
+    await hub_a.broker.publish("user:8", b"heard")
+    async with asyncio.timeout(5):
+        assert (await on_a.get()).data == b"heard"

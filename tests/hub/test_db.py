@@ -1,0 +1,56 @@
+"""Migrations and models agree, on both backends, and types behave the same on both."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from hub.db import Base, Database
+from hub.identity.models import User
+from hub.migrate import load_models
+
+
+async def test_migrations_match_the_models(database_url: str) -> None:
+    load_models()
+    db = Database(database_url)
+
+    def diff(connection: Connection) -> list[Any]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return compare_metadata(context, Base.metadata)
+
+    try:
+        async with db.engine.connect() as conn:
+            assert await conn.run_sync(diff) == []
+    finally:
+        await db.dispose()
+
+
+async def test_datetimes_come_back_aware_and_utc(database_url: str) -> None:
+    db = Database(database_url)
+    moment = datetime(2026, 3, 1, 12, 30, tzinfo=timezone(timedelta(hours=2)))
+    try:
+        async with db.transaction() as s:
+            s.add(
+                User(
+                    email="t@example.com",
+                    password_hash="x",
+                    display_name="T",
+                    bio="",
+                    avatar_color="#000000",
+                    is_admin=False,
+                    created_at=moment,
+                    updated_at=moment,
+                )
+            )
+        async with db.sessions() as s:
+            stored = await s.scalar(select(User.created_at))
+    finally:
+        await db.dispose()
+    assert stored == moment
+    assert stored is not None
+    assert stored.tzinfo == UTC
