@@ -57,7 +57,7 @@ def build_hub(
         refresh_grace=settings.refresh_grace_seconds,
         max_failures_per_account=settings.login_max_failures_per_account,
         account_window=settings.login_account_window,
-        max_attempts_per_address=settings.login_max_attempts_per_address,
+        max_failures_per_address=settings.login_max_failures_per_address,
         address_window=settings.login_address_window,
     )
     signing_key = settings.signing_key()

@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     )
     login_max_failures_per_account: int = Field(default=5, ge=1)
     login_account_window: int = Field(default=900, ge=1, description="seconds")
-    login_max_attempts_per_address: int = Field(default=30, ge=1)
+    login_max_failures_per_address: int = Field(default=30, ge=1)
     login_address_window: int = Field(default=300, ge=1, description="seconds")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"

@@ -41,7 +41,7 @@ class AuthPolicy:
     refresh_grace: float
     max_failures_per_account: int
     account_window: float
-    max_attempts_per_address: int
+    max_failures_per_address: int
     address_window: float
 
 
@@ -210,7 +210,7 @@ class IdentityManager:
                 account_key, policy.max_failures_per_account, policy.account_window
             ),
             await self._limiter.retry_after(
-                address_key, policy.max_attempts_per_address, policy.address_window
+                address_key, policy.max_failures_per_address, policy.address_window
             ),
         )
         if wait > 0:

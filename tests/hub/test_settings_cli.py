@@ -168,3 +168,15 @@ def test_serve_migrates_seeds_and_answers(clean_env: Path) -> None:
     assert "admin@example.com" in output
     assert "hub-keeper-2026" in output
     assert proc.returncode in (0, -15)
+
+
+def test_readme_documents_every_setting() -> None:
+    from hub.settings import REPO_ROOT, Settings
+
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [
+        f"COHORT_{name.upper()}"
+        for name in Settings.model_fields
+        if f"`COHORT_{name.upper()}`" not in readme
+    ]
+    assert missing == []

@@ -31,7 +31,7 @@ async def proxied(
 ) -> Client:
     """A hub behind a proxy, so tests can speak from several client addresses."""
     settings = make_settings(
-        tmp_path, database_url, trust_forwarded_for=True, login_max_attempts_per_address=8
+        tmp_path, database_url, trust_forwarded_for=True, login_max_failures_per_address=8
     )
     return await aiohttp_client(create_app(settings, clock=clock, hashing=fast_hashing))  # type: ignore[no-any-return]
 
