@@ -86,23 +86,13 @@ def _asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    status = service_status()
-    missing = {"postgres": status.postgres, "redis": status.redis}
-    for item in items:
-        for name, why in missing.items():
-            if why is not None and item.get_closest_marker(name):
-                if IN_CI:
-                    item.add_marker(pytest.mark.xfail(reason="unreachable", run=False, strict=True))
-                    item.user_properties.append(("unreachable", f"{name}: {why}"))
-                else:
-                    item.add_marker(pytest.mark.skip(reason=f"{name} unreachable: {why}"))
-
-
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    for key, value in item.user_properties:
-        if key == "unreachable":
-            pytest.fail(f"CI=true and a required service is unreachable: {value}", pytrace=False)
+    status = service_status()
+    for name, why in (("postgres", status.postgres), ("redis", status.redis)):
+        if why is not None and item.get_closest_marker(name):
+            if IN_CI:
+                pytest.fail(f"CI=true and {name} is unreachable: {why}", pytrace=False)
+            pytest.skip(f"{name} unreachable: {why}")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -119,6 +109,13 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
                 red=True,
                 bold=True,
             )
+
+
+def _require(name: str, why: str | None) -> None:
+    if why is not None:
+        if IN_CI:
+            pytest.fail(f"CI=true and {name} is unreachable: {why}", pytrace=False)
+        pytest.skip(f"{name} unreachable: {why}")
 
 
 # Databases -------------------------------------------------------------------------------
@@ -148,8 +145,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def postgres_url(worker_id: str) -> Iterator[str]:
     """A database of this test worker's own, migrated once, dropped at the end."""
-    if service_status().postgres is not None:
-        pytest.skip(f"PostgreSQL unreachable: {service_status().postgres}")
+    _require("postgres", service_status().postgres)
     name = f"cohort_test_{worker_id}_{os.getpid()}"
     admin_dsn = _asyncpg_dsn(PG_URL)
     url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
@@ -205,8 +201,7 @@ async def database_url(
 
 @pytest.fixture
 async def redis_url() -> str:
-    if service_status().redis is not None:
-        pytest.skip(f"Redis unreachable: {service_status().redis}")
+    _require("redis", service_status().redis)
     return REDIS_URL
 
 

@@ -3,6 +3,7 @@ profiles. Framework-free: the HTTP edge lives in ``hub.identity.handlers``."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -113,7 +114,7 @@ class IdentityManager:
         """
         email = normalize_email(email)
         _check_password(password, email=email, display_name=display_name)
-        password_hash = self._hashing.hash(password)
+        password_hash = await asyncio.to_thread(self._hashing.hash, password)
         now = self._clock.now()
         user = User(
             email=email,
@@ -148,7 +149,7 @@ class IdentityManager:
         existing one (``cohort admin create`` and the demo accounts). Never removes a role."""
         email = normalize_email(email)
         _check_password(password, email=email, display_name=display_name)
-        password_hash = self._hashing.hash(password)
+        password_hash = await asyncio.to_thread(self._hashing.hash, password)
         now = self._clock.now()
         async with self._db.transaction() as s:
             user = await s.scalar(select(User).where(User.email == email))
@@ -218,7 +219,12 @@ class IdentityManager:
 
         async with self._db.sessions() as s:
             user = await s.scalar(select(User).where(User.email == email))
-        if not self._hashing.verify(user.password_hash if user else None, password) or user is None:
+        # argon2 takes tens of milliseconds of CPU by design: off the event loop, so one login
+        # never stalls every other connection of the hub.
+        verified = await asyncio.to_thread(
+            self._hashing.verify, user.password_hash if user else None, password
+        )
+        if not verified or user is None:
             await self._limiter.hit(account_key, policy.account_window)
             await self._limiter.hit(address_key, policy.address_window)
             raise Unauthenticated(_INVALID_CREDENTIALS, code=ErrorCode.INVALID_CREDENTIALS)
@@ -241,11 +247,14 @@ class IdentityManager:
             nonce=RefreshSecrets.new_nonce(),
             issued_at=now,
         )
+        rehashed = None
+        if self._hashing.needs_rehash(user.password_hash):
+            rehashed = await asyncio.to_thread(self._hashing.hash, password)
         async with self._db.transaction() as s:
-            if self._hashing.needs_rehash(user.password_hash):
+            if rehashed is not None:
                 stored = await s.get(User, user.id)
                 if stored is not None:
-                    stored.password_hash = self._hashing.hash(password)
+                    stored.password_hash = rehashed
             s.add(session)
             await s.flush()
             s.add(token)

@@ -482,3 +482,55 @@ async def test_malformed_authorization_is_401(client: Client, header: str) -> No
     resp = await client.get("/api/me", headers={"Authorization": header} if header else {})
     assert resp.status == 401
     assert resp.content_type == "application/problem+json"
+
+
+async def test_password_is_rehashed_when_parameters_change(
+    aiohttp_client: Any, settings: Any, clock: FakeClock, client: Client
+) -> None:
+    from argon2 import PasswordHasher
+    from sqlalchemy import select
+
+    from hub.app import create_app
+    from hub.identity.models import User
+    from hub.identity.passwords import PasswordHashing
+    from hub.services import HUB
+
+    account = await sign_up(client, login=False)  # hashed at the suite's low cost
+    stronger = PasswordHashing(PasswordHasher(time_cost=2, memory_cost=2048, parallelism=1))
+    upgraded = await aiohttp_client(create_app(settings, clock=clock, hashing=stronger))
+    db = upgraded.app[HUB].db
+
+    async def stored_hash() -> str:
+        async with db.sessions() as s:
+            return str(await s.scalar(select(User.password_hash).where(User.id == account.id)))
+
+    before = await stored_hash()
+    assert "m=1024,t=1" in before
+    resp = await upgraded.post(
+        "/api/auth/login", json={"email": account.email, "password": account.password}
+    )
+    assert resp.status == 200
+    after = await stored_hash()
+    assert after.startswith("$argon2id$")
+    assert "m=2048,t=2" in after
+    # And the new hash still verifies.
+    again = await upgraded.post(
+        "/api/auth/login", json={"email": account.email, "password": account.password}
+    )
+    assert again.status == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ({}, {"email", "password"}),
+        ({"email": "a@example.com"}, {"password"}),
+        ({"email": 7, "password": "x" * 12}, {"email"}),
+        ({"email": "a@example.com", "password": "x" * 12, "remember": True}, {"remember"}),
+        ({"email": "a@example.com", "password": "x" * 2000}, {"password"}),
+    ],
+)
+async def test_login_bad_input_is_422(client: Client, body: Any, fields: set[str]) -> None:
+    resp = await client.post("/api/auth/login", json=body)
+    assert resp.status == 422
+    assert {e["field"] for e in (await resp.json())["errors"]} == fields

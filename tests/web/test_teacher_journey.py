@@ -109,10 +109,17 @@ async def test_sign_up_apply_approve_and_see_the_badge(
 
         # The student reloads: the session comes back through the refresh cookie (the access
         # token only ever lived in memory) and the badge is there.
+        refreshes: list[str] = []
+        student.on(
+            "request",
+            lambda r: refreshes.append(r.url) if r.url.endswith("/api/auth/refresh") else None,
+        )
         await student.reload()
         await expect(student.get_by_test_id("nav-user")).to_have_text("Lea Learner")
         await expect(student.get_by_test_id("teacher-badge")).to_be_visible()
         await expect(student.get_by_test_id("application-status")).to_have_text("approved")
+        # The page's parallel start-up calls share one refresh.
+        assert len(refreshes) == 1
         stored = await student.evaluate(
             "() => JSON.stringify(localStorage) + JSON.stringify(sessionStorage)"
         )
