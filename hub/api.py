@@ -87,6 +87,9 @@ class Operation:
     errors: tuple[int, ...]
     cookie_auth: bool
     content_type: str = "application/json"
+    # OpenAPI requestBody for bodies the handler reads itself (multipart, raw bytes).
+    request_body: dict[str, Any] | None = None
+    response_headers: tuple[str, ...] = ()
 
     @property
     def openapi_path(self) -> str:
@@ -114,6 +117,8 @@ class Api:
         tags: Sequence[str] = (),
         cookie_auth: bool = False,
         content_type: str = "application/json",
+        request_body: dict[str, Any] | None = None,
+        response_headers: Sequence[str] = (),
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.operations.append(
@@ -132,6 +137,8 @@ class Api:
                     errors=tuple(errors),
                     cookie_auth=cookie_auth,
                     content_type=content_type,
+                    request_body=request_body,
+                    response_headers=tuple(response_headers),
                 )
             )
             return handler
@@ -277,6 +284,8 @@ def _openapi(
                 "required": True,
                 "content": {"application/json": {"schema": refs[(op.body, "validation")]}},
             }
+        elif op.request_body is not None:
+            item["requestBody"] = op.request_body
         security: list[dict[str, list[str]]] = []
         if op.auth:
             security.append({"bearerAuth": []})
@@ -289,6 +298,8 @@ def _openapi(
             ok["content"] = {op.content_type: {"schema": refs[(op.response, "serialization")]}}
         elif op.content_type != "application/json":
             ok["content"] = {op.content_type: {"schema": {"type": "string"}}}
+        if op.response_headers:
+            ok["headers"] = {h: {"schema": {"type": "string"}} for h in op.response_headers}
         item["responses"][str(op.status)] = ok
         implied = set(op.errors)
         if op.body is not None:

@@ -17,6 +17,7 @@ from hub.identity.passwords import PasswordHashing
 from hub.middleware import HTTP_METRICS, problem_errors, request_context
 from hub.services import HUB, Hub, build_hub
 from hub.settings import Settings
+from media import wiring as media_wiring
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ def cohort_version() -> str:
 
 
 def build_api() -> Api:
-    """Every REST operation of the hub, in one registry (also the OpenAPI document's source)."""
+    """The hub's own REST operations; feature packages add theirs in ``create_app``."""
     api = Api()
     system.register_routes(api)
     identity_handlers.register_routes(api)
@@ -48,6 +49,8 @@ def create_app(
     app[AUTHENTICATOR] = hub.identity.authenticate
     app[MAX_JSON_BYTES] = settings.max_json_bytes
     api = build_api()
+    # The composition root is the one place that reaches up into the feature packages.
+    media_wiring.install(app, hub, api, media_wiring.build_media(hub))
     api.mount(app)
     app[system.OPENAPI] = system.openapi_bytes(api, cohort_version())
     system.add_web_routes(app, settings.web_dist)

@@ -108,14 +108,10 @@ async def _admin_create(settings: Settings, email: str, password: str, display_n
 
 def _serve(settings: Settings, *, migrate: bool, demo: bool) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = create_app(settings)
-
     if migrate:
-
-        async def run_migrations(app: web.Application) -> None:
-            await upgrade(app[HUB].db)
-
-        app.on_startup.append(run_migrations)
+        # Before the app exists: its background work (resuming transcodes) reads the tables.
+        asyncio.run(_migrate(settings))
+    app = create_app(settings)
     if demo:
 
         async def seed(app: web.Application) -> None:

@@ -53,6 +53,24 @@ class Settings(BaseSettings):
     login_account_window: int = Field(default=900, ge=1, description="seconds")
     login_max_failures_per_address: int = Field(default=30, ge=1)
     login_address_window: int = Field(default=300, ge=1, description="seconds")
+    storage: Literal["local", "cloudinary"] = Field(
+        default="local", description="where media lives: local disk or Cloudinary"
+    )
+    media_dir: Path | None = Field(default=None, description="local media; default data_dir/media")
+    cloudinary_url: str | None = Field(
+        default=None, description="cloudinary://key:secret@cloud (storage=cloudinary)"
+    )
+    playback_url_ttl: int = Field(default=4 * 3600, ge=60, description="seconds")
+    transcode_preset: Literal[
+        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"
+    ] = Field(default="veryfast", description="x264 preset of every rung")
+    worker_concurrency: int = Field(default=1, ge=1, le=16, description="transcodes at once")
+    job_attempts: int = Field(default=3, ge=1, le=10)
+    job_backoff_seconds: float = Field(default=5.0, ge=0)
+    job_lock_seconds: float = Field(
+        default=30.0, ge=1, description="a worker silent this long loses its job to another"
+    )
+    upload_expiry_hours: int = Field(default=24, ge=1, description="unfinished resumable uploads")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     web_dist: Path = Field(default=REPO_ROOT / "web" / "dist", description="built front end")
@@ -90,6 +108,10 @@ class Settings(BaseSettings):
         if self.database_url is None:
             db_file = (self.data_dir / "cohort.db").resolve()
             object.__setattr__(self, "database_url", f"sqlite+aiosqlite:///{db_file}")
+        if self.media_dir is None:
+            object.__setattr__(self, "media_dir", self.data_dir / "media")
+        if self.storage == "cloudinary" and not self.cloudinary_url:
+            raise ValueError("COHORT_CLOUDINARY_URL is required when COHORT_STORAGE=cloudinary")
         if self.cookie_secure is None:
             secure = bool(self.public_base_url and self.public_base_url.startswith("https://"))
             object.__setattr__(self, "cookie_secure", secure)
@@ -99,6 +121,11 @@ class Settings(BaseSettings):
     def db_url(self) -> str:
         assert self.database_url is not None
         return self.database_url
+
+    @property
+    def media_root(self) -> Path:
+        assert self.media_dir is not None
+        return self.media_dir
 
     @property
     def is_sqlite(self) -> bool:

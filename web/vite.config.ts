@@ -26,6 +26,8 @@ export default defineConfig({
   server: {
     proxy: {
       "/api": { target: apiTarget, changeOrigin: false },
+      // HLS playlists, segments, posters, storyboards and downloads (signed paths).
+      "/media": { target: apiTarget, changeOrigin: false },
     },
   },
 });

@@ -1,7 +1,7 @@
 import { css, html, LitElement, nothing, type TemplateResult } from "lit";
 import { styleMap } from "lit/directives/style-map.js";
 import type { User } from "./api/types.ts";
-import { auth, AuthController } from "./auth.ts";
+import { auth, AuthController, canUploadVideos } from "./auth.ts";
 import { currentLocation, navigate, onRouteChange, type RouteLocation } from "./router.ts";
 import { shared } from "./styles.ts";
 import "./pages/admin-applications-page.ts";
@@ -10,15 +10,24 @@ import "./pages/login-page.ts";
 import "./pages/not-found-page.ts";
 import "./pages/profile-page.ts";
 import "./pages/signup-page.ts";
+import "./pages/studio-page.ts";
 import "./pages/teach-page.ts";
+import "./pages/video-page.ts";
 
 type Access = "public" | "signed-in" | "admin";
 
 interface Route {
   path: string;
+  /** For paths with parameters; named groups become the view's params. */
+  pattern?: RegExp;
   title: string;
   access: Access;
-  view: () => TemplateResult;
+  view: (params: Readonly<Record<string, string>>) => TemplateResult;
+}
+
+interface Resolved {
+  route: Route;
+  params: Readonly<Record<string, string>>;
 }
 
 const ROUTES: readonly Route[] = [
@@ -27,6 +36,15 @@ const ROUTES: readonly Route[] = [
   { path: "/signup", title: "Sign up", access: "public", view: () => html`<signup-page></signup-page>` },
   { path: "/profile", title: "Profile", access: "signed-in", view: () => html`<profile-page></profile-page>` },
   { path: "/teach", title: "Teach", access: "signed-in", view: () => html`<teach-page></teach-page>` },
+  // Signed-in users who are not teachers see an explanation there rather than a 403.
+  { path: "/studio", title: "Studio", access: "signed-in", view: () => html`<studio-page></studio-page>` },
+  {
+    path: "/videos/:id",
+    pattern: /^\/videos\/(?<id>[^/]+)$/,
+    title: "Video",
+    access: "signed-in",
+    view: (params) => html`<video-page .videoId=${params["id"] ?? ""}></video-page>`,
+  },
   {
     path: "/admin/applications",
     title: "Teacher applications",
@@ -49,16 +67,38 @@ const FORBIDDEN: Route = {
   view: () => html`<forbidden-page></forbidden-page>`,
 };
 
+function match(location: RouteLocation): Resolved {
+  for (const route of ROUTES) {
+    if (!route.pattern) {
+      if (route.path === location.path) return { route, params: {} };
+      continue;
+    }
+    const found = route.pattern.exec(location.path);
+    if (!found) continue;
+    const params: Record<string, string> = {};
+    for (const [name, value] of Object.entries(found.groups ?? {})) {
+      try {
+        params[name] = decodeURIComponent(value);
+      } catch {
+        return { route: NOT_FOUND, params: {} };
+      }
+    }
+    return { route, params };
+  }
+  return { route: NOT_FOUND, params: {} };
+}
+
 /** Decide what a location shows for the current user, or where it must send them instead. */
-function resolve(location: RouteLocation, user: User | null): Route | { redirect: string } {
-  const route = ROUTES.find((r) => r.path === location.path) ?? NOT_FOUND;
+function resolve(location: RouteLocation, user: User | null): Resolved | { redirect: string } {
+  const resolved = match(location);
+  const { route } = resolved;
   if (route.access !== "public" && !user) {
     const search = location.query.toString();
     const here = location.path + (search ? `?${search}` : "");
     return { redirect: `/login?next=${encodeURIComponent(here)}` };
   }
-  if (route.access === "admin" && !user?.is_admin) return FORBIDDEN;
-  return route;
+  if (route.access === "admin" && !user?.is_admin) return { route: FORBIDDEN, params: {} };
+  return resolved;
 }
 
 export class CohortApp extends LitElement {
@@ -218,7 +258,9 @@ export class CohortApp extends LitElement {
 
   private readonly session = new AuthController(this);
   private route: Route = NOT_FOUND;
+  private params: Readonly<Record<string, string>> = {};
   private shownRoute: Route | null = null;
+  private shownPath: string | null = null;
   private stopListening: (() => void) | null = null;
 
   constructor() {
@@ -244,7 +286,8 @@ export class CohortApp extends LitElement {
       navigate(resolved.redirect, { replace: true });
       resolved = resolve(currentLocation(), this.session.user);
     }
-    this.route = "redirect" in resolved ? NOT_FOUND : resolved;
+    this.route = "redirect" in resolved ? NOT_FOUND : resolved.route;
+    this.params = "redirect" in resolved ? {} : resolved.params;
   }
 
   override render() {
@@ -258,6 +301,7 @@ export class CohortApp extends LitElement {
             ${this.navLink("/", "Home")}
             ${this.session.user
               ? html`${this.navLink("/profile", "Profile")} ${this.navLink("/teach", "Teach")}
+                ${canUploadVideos(this.session.user) ? this.navLink("/studio", "Studio", "studio-link") : nothing}
                 ${this.session.user.is_admin ? this.navLink("/admin/applications", "Admin") : nothing}`
               : nothing}
           </ul>
@@ -265,7 +309,7 @@ export class CohortApp extends LitElement {
         </nav>
       </header>
       <main id="main" tabindex="-1">
-        ${ready ? this.route.view() : html`<p class="muted" role="status">Loading…</p>`}
+        ${ready ? this.route.view(this.params) : html`<p class="muted" role="status">Loading…</p>`}
       </main>
       <footer>
         <div>
@@ -276,10 +320,12 @@ export class CohortApp extends LitElement {
     `;
   }
 
-  private navLink(path: string, label: string) {
+  private navLink(path: string, label: string, testid?: string) {
     const here = currentLocation().path;
     const current = path === "/" ? here === "/" : here === path || here.startsWith(`${path}/`);
-    return html`<li><a href=${path} aria-current=${current ? "page" : nothing}>${label}</a></li>`;
+    return html`<li>
+      <a href=${path} aria-current=${current ? "page" : nothing} data-testid=${testid ?? nothing}>${label}</a>
+    </li>`;
   }
 
   private renderAccount() {
@@ -311,9 +357,11 @@ export class CohortApp extends LitElement {
   }
 
   override updated(): void {
-    if (this.session.status === "unknown" || this.shownRoute === this.route) return;
+    const path = currentLocation().path;
+    if (this.session.status === "unknown" || (this.shownRoute === this.route && this.shownPath === path)) return;
     const first = this.shownRoute === null;
     this.shownRoute = this.route;
+    this.shownPath = path;
     document.title = this.route.path === "/" ? "Cohort" : `${this.route.title} · Cohort`;
     // Initial load keeps the browser's own focus; later route changes move focus to the new
     // heading so screen readers announce the page, as a full page load would.

@@ -62,6 +62,11 @@ class AuthStore extends EventTarget {
 
 export const auth = new AuthStore();
 
+/** Verified teachers and admins may upload videos and use the studio. */
+export function canUploadVideos(user: User | null): boolean {
+  return !!user && (user.is_teacher || user.is_admin);
+}
+
 /** Re-renders its host whenever the signed-in user changes. */
 export class AuthController implements ReactiveController {
   private readonly host: ReactiveControllerHost;

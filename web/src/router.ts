@@ -40,7 +40,7 @@ export function safeNext(value: string | null, fallback = "/"): string {
 
 /** Paths the hub answers itself; following them must load a real page, not an SPA view. */
 function isServerPath(path: string): boolean {
-  return path === "/api" || path.startsWith("/api/");
+  return path === "/api" || path.startsWith("/api/") || path.startsWith("/media/");
 }
 
 function normalisePath(path: string): string {

@@ -171,6 +171,23 @@ export const shared = css`
     background: var(--danger-bg);
     border-color: var(--danger);
   }
+  .badge.queued,
+  .badge.processing {
+    background: var(--warning-bg);
+    border-color: var(--warning);
+  }
+  .badge.ready {
+    background: var(--success-bg);
+    border-color: var(--success);
+  }
+  .badge.failed {
+    background: var(--danger-bg);
+    border-color: var(--danger);
+  }
+  progress {
+    accent-color: var(--accent);
+    height: 0.75rem;
+  }
   .actions {
     display: flex;
     flex-wrap: wrap;

@@ -158,6 +158,24 @@ export async function request<T>(path: string, options: RequestOptions = {}): Pr
   return parse<T>(await send(path, init(method, body, retryToken, signal)));
 }
 
+/**
+ * The access token for a request sent outside `request()` (the tus uploader's XHRs), renewed
+ * first when it is about to expire. Null when nobody is signed in.
+ */
+export function currentAccessToken(): Promise<string | null> {
+  return usableToken();
+}
+
+/**
+ * A replacement after the hub answered 401 to a request sent with `rejected`. Shares the
+ * refresh with every other caller, and does not spend the rotated refresh cookie again when
+ * the token was already replaced in the meantime. Null when the session has ended.
+ */
+export async function replaceRejectedToken(rejected: string): Promise<string | null> {
+  if (accessToken !== null && accessToken !== rejected) return accessToken;
+  return (await refreshSession())?.access_token ?? null;
+}
+
 async function usableToken(): Promise<string | null> {
   // Timers in background tabs are throttled, so the scheduled renewal may not have run yet.
   if (accessToken === null || Date.now() >= expiresAt - EXPIRY_MARGIN_MS) {

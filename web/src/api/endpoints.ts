@@ -5,8 +5,10 @@ import type {
   ListEnvelope,
   TeacherApplication,
   TokenResponse,
+  UploadInfo,
   User,
   UserEnvelope,
+  Video,
 } from "./types.ts";
 
 export interface RegisterInput {
@@ -98,4 +100,23 @@ export function rejectApplication(id: number, reason: string): Promise<TeacherAp
     method: "POST",
     body: { reason },
   });
+}
+
+/** The signed-in teacher's own videos, newest first. */
+export async function listVideos(signal?: AbortSignal): Promise<Video[]> {
+  const { items } = await request<ListEnvelope<Video>>("/api/videos", { signal });
+  return items;
+}
+
+export function getVideo(id: string, signal?: AbortSignal): Promise<Video> {
+  return request<Video>(`/api/videos/${encodeURIComponent(id)}`, { signal });
+}
+
+export function deleteVideo(id: string): Promise<void> {
+  return request<void>(`/api/videos/${encodeURIComponent(id)}`, { method: "DELETE" });
+}
+
+/** State of a tus upload, by the URL the tus server assigned to it (same origin). */
+export function getUploadInfo(uploadUrl: string, signal?: AbortSignal): Promise<UploadInfo> {
+  return request<UploadInfo>(uploadUrl, { signal });
 }

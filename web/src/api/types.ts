@@ -71,3 +71,48 @@ export interface Problem {
   errors?: FieldProblem[];
   retry_after?: number;
 }
+
+export type VideoStatus = "queued" | "processing" | "ready" | "failed";
+
+export interface Rendition {
+  /** e.g. "1080p" */
+  name: string;
+  height: number;
+  /** bits per second */
+  bandwidth: number;
+}
+
+export interface Video {
+  id: string;
+  title: string;
+  status: VideoStatus;
+  /** 0..100 */
+  progress: number;
+  /** e.g. "queued", "probing", "transcoding", "packaging", "done" */
+  stage: string;
+  error: string | null;
+  /** seconds */
+  duration: number | null;
+  width: number | null;
+  height: number | null;
+  renditions: Rendition[];
+  /**
+   * HLS master playlist. Carries its authorisation in the path and expires (hours); set as soon
+   * as the first segments exist, even while the video is still processing.
+   */
+  playback_url: string | null;
+  poster_url: string | null;
+  /** WebVTT whose cues are "sprite.jpg#xywh=x,y,w,h", relative to the VTT's own URL. */
+  storyboard_url: string | null;
+  /** MP4 */
+  download_url: string | null;
+  created_at: string;
+}
+
+/** `GET <tus upload url>` with `Accept: application/json`. */
+export interface UploadInfo {
+  id: string;
+  offset: number;
+  length: number;
+  video_id: string | null;
+}

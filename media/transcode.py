@@ -1,0 +1,748 @@
+"""Source video → HLS ladder, with PyAV: decode once, encode every rung.
+
+Runs in a worker thread (every heavy call here is C code: FFmpeg's decoders, swscale and
+libx264's own threads). Each rung is scaled from the next larger one rather than from the
+source, which is most of the scaling work saved against a ``split`` filter graph; audio is
+encoded once into its own HLS rendition group that every video rung shares. The HLS muxers
+write EVENT playlists segment by segment, so a publisher can serve the video while it is still
+being encoded; at the end they become VOD playlists.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import av.error
+import numpy as np
+from av.audio.resampler import AudioResampler
+from av.container import InputContainer, OutputContainer
+from av.video.frame import PictureType, VideoFrame
+from PIL import Image, ImageDraw, ImageFont
+
+from media.ladder import (
+    AUDIO_CODECS,
+    AUDIO_KBPS,
+    AUDIO_RATE,
+    GOP_SECONDS,
+    SEGMENT_SECONDS,
+    PlannedRung,
+    even,
+    plan_ladder,
+)
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[float, str], None]
+POSTER_MAX_WIDTH = 1280
+THUMB_WIDTH = 160
+STORYBOARD_COLUMNS = 10
+MAX_THUMBS = 120
+
+
+class TranscodeFailed(Exception):
+    """The input cannot be turned into a video; the message is shown to the uploader."""
+
+
+class TranscodeCancelled(Exception):
+    """The job was cancelled (the video was deleted) while it ran."""
+
+
+@dataclass(frozen=True, slots=True)
+class Watermark:
+    """An overlay burned into every rung: an image file or a line of text."""
+
+    image: Path | None = None
+    text: str | None = None
+    position: str = "bottom-right"  # top-left | top-right | bottom-left | bottom-right | center
+    opacity: float = 0.6
+
+
+@dataclass(frozen=True, slots=True)
+class TranscodeOptions:
+    preset: str = "veryfast"
+    watermark: Watermark | None = None
+    decoder_threads: int = 0  # 0: FFmpeg decides
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    duration: float
+    width: int
+    height: int
+    fps: Fraction
+    has_audio: bool
+    video_codec: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rendition:
+    name: str
+    width: int
+    height: int
+    bandwidth: int  # peak bits per second of any segment, audio included (HLS BANDWIDTH)
+    average_bandwidth: int
+    codecs: str
+
+
+@dataclass(frozen=True, slots=True)
+class TranscodeResult:
+    probe: Probe
+    renditions: list[Rendition]
+    has_audio: bool
+    poster: str | None
+    storyboard: str | None
+    download: str | None
+    frames: int
+
+
+# Probing -----------------------------------------------------------------------------------
+
+
+def probe(source: Path) -> Probe:
+    """Read the container's facts.
+
+    Raises:
+        TranscodeFailed: not a media file, no video stream, or no duration.
+    """
+    try:
+        with av.open(str(source)) as container:
+            return _probe_open(container)
+    except av.error.FFmpegError as exc:
+        raise TranscodeFailed(f"Not a readable video file ({_ffmpeg_reason(exc)}).") from None
+
+
+def _probe_open(container: InputContainer) -> Probe:
+    if not container.streams.video:
+        raise TranscodeFailed("The file has no video stream.")
+    stream = container.streams.video[0]
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if not width or not height:
+        raise TranscodeFailed("The video stream has no picture size.")
+    duration = 0.0
+    if stream.duration and stream.time_base:
+        duration = float(stream.duration * stream.time_base)
+    if duration <= 0 and container.duration:
+        duration = container.duration / av.time_base
+    if duration <= 0 or not math.isfinite(duration):
+        raise TranscodeFailed("The video has a duration of zero.")
+    rate = stream.average_rate or stream.guessed_rate or Fraction(30)
+    fps = Fraction(rate).limit_denominator(1001)
+    if fps <= 0 or fps > 240:
+        fps = Fraction(30)
+    return Probe(
+        duration=duration,
+        width=width,
+        height=height,
+        fps=fps,
+        has_audio=bool(container.streams.audio),
+        video_codec=stream.codec_context.name,
+    )
+
+
+def _ffmpeg_reason(exc: av.error.FFmpegError) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+# Outputs -----------------------------------------------------------------------------------
+
+
+def _hls_options(directory: Path) -> dict[str, str]:
+    return {
+        "hls_time": str(SEGMENT_SECONDS),
+        "hls_playlist_type": "event",
+        "hls_segment_type": "fmp4",
+        "hls_fmp4_init_filename": "init.mp4",
+        "hls_segment_filename": str(directory / "seg_%05d.m4s"),
+        # temp_file: a segment appears under its name only once complete, so a publisher
+        # watching the directory never uploads half a segment.
+        "hls_flags": "independent_segments+temp_file",
+    }
+
+
+@dataclass
+class _VideoOutput:
+    planned: PlannedRung
+    directory: Path
+    container: OutputContainer
+    stream: Any
+    frames: int = 0
+
+
+@dataclass
+class _AudioOutput:
+    directory: Path
+    container: OutputContainer
+    stream: Any
+    resampler: AudioResampler
+
+
+def _open_video_output(
+    planned: PlannedRung, out_dir: Path, fps: Fraction, time_base: Fraction, preset: str
+) -> _VideoOutput:
+    directory = out_dir / planned.rung.name
+    directory.mkdir(parents=True, exist_ok=True)
+    container = av.open(
+        str(directory / "index.m3u8"), "w", format="hls", options=_hls_options(directory)
+    )
+    stream = container.add_stream("libx264", rate=fps)
+    stream.width = planned.width
+    stream.height = planned.height
+    stream.pix_fmt = "yuv420p"
+    stream.time_base = time_base
+    stream.bit_rate = planned.rung.video_kbps * 1000
+    gop = max(1, round(fps * GOP_SECONDS))
+    stream.codec_context.gop_size = gop
+    stream.codec_context.options = {
+        "preset": preset,
+        "profile": "high",
+        "level": planned.rung.level,
+        "maxrate": f"{planned.rung.maxrate_kbps}k",
+        "bufsize": f"{planned.rung.bufsize_kbps}k",
+        # scenecut=0 is what pins the GOP (x264 clamps keyint_min); with keyframes forced at
+        # the same instants in every rung, segments align across the ladder.
+        "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0",
+    }
+    # Frame threads: slice threading (PyAV's default) runs x264 ~20% slower.
+    stream.codec_context.thread_type = "AUTO"
+    return _VideoOutput(planned, directory, container, stream)
+
+
+def _open_audio_output(out_dir: Path) -> _AudioOutput:
+    directory = out_dir / "audio"
+    directory.mkdir(parents=True, exist_ok=True)
+    container = av.open(
+        str(directory / "index.m3u8"), "w", format="hls", options=_hls_options(directory)
+    )
+    stream = container.add_stream("aac", rate=AUDIO_RATE)
+    stream.layout = "stereo"
+    stream.bit_rate = AUDIO_KBPS * 1000
+    resampler = AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
+    return _AudioOutput(directory, container, stream, resampler)
+
+
+# Watermark ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Overlay:
+    """A watermark pre-converted to YUV planes and alpha at its place in the frame."""
+
+    x: int
+    y: int
+    y_plane: np.ndarray
+    u_plane: np.ndarray
+    v_plane: np.ndarray
+    alpha: np.ndarray  # 0..1, full resolution
+    alpha_half: np.ndarray  # 0..1, chroma resolution
+
+
+def _watermark_image(mark: Watermark, frame_width: int, frame_height: int) -> Image.Image:
+    target_width = max(16, frame_width // 6)
+    if mark.image is not None:
+        try:
+            image = Image.open(mark.image).convert("RGBA")
+        except OSError as exc:
+            raise TranscodeFailed(f"The watermark image cannot be read ({exc}).") from None
+        scale = target_width / image.width
+        return image.resize(
+            (target_width, max(2, round(image.height * scale))), Image.Resampling.LANCZOS
+        )
+    text = (mark.text or "").strip()
+    size = max(12, frame_height // 24)
+    font = ImageFont.load_default(size=size)
+    left, top, right, bottom = font.getbbox(text)
+    pad = size // 3
+    size_px = (int(right - left) + 2 * pad, int(bottom - top) + 2 * pad)
+    image = Image.new("RGBA", size_px, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    # White text with a dark outline reads on light and dark footage alike.
+    draw.text(
+        (pad - left, pad - top),
+        text,
+        font=font,
+        fill=(255, 255, 255, 255),
+        stroke_width=max(1, size // 12),
+        stroke_fill=(0, 0, 0, 255),
+    )
+    return image
+
+
+def _prepare_overlay(mark: Watermark, frame_width: int, frame_height: int) -> _Overlay:
+    image = _watermark_image(mark, frame_width, frame_height)
+    # Even size and position: the chroma planes are half resolution.
+    w = min(even(image.width), frame_width - (frame_width % 2))
+    h = min(even(image.height), frame_height - (frame_height % 2))
+    image = image.resize((w, h), Image.Resampling.LANCZOS) if (w, h) != image.size else image
+    margin = even(max(8, frame_height // 40))
+    horizontal, _, vertical = mark.position.partition("-")
+    if mark.position == "center":
+        x, y = (frame_width - w) // 2, (frame_height - h) // 2
+    else:
+        x = margin if vertical == "left" else frame_width - w - margin
+        y = margin if horizontal == "top" else frame_height - h - margin
+    x, y = max(0, x - x % 2), max(0, y - y % 2)
+    rgba = np.asarray(image, dtype=np.float32)
+    r, g, b = rgba[..., 0], rgba[..., 1], rgba[..., 2]
+    # BT.709 limited range, as x264 receives HD video.
+    yy = 16 + 0.1826 * r + 0.6142 * g + 0.0620 * b
+    uu = 128 - 0.1006 * r - 0.3386 * g + 0.4392 * b
+    vv = 128 + 0.4392 * r - 0.3989 * g - 0.0403 * b
+    alpha = rgba[..., 3] / 255.0 * max(0.0, min(1.0, mark.opacity))
+    return _Overlay(
+        x=x,
+        y=y,
+        y_plane=yy,
+        u_plane=uu.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3)),
+        v_plane=vv.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3)),
+        alpha=alpha,
+        alpha_half=alpha.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3)),
+    )
+
+
+def _apply_overlay(frame: VideoFrame, overlay: _Overlay) -> VideoFrame:
+    """Alpha-blend the overlay into a yuv420p frame; only its rectangle is touched."""
+    width, height = frame.width, frame.height
+    data = frame.to_ndarray()  # (height * 3 / 2, width) for yuv420p
+    x, y = overlay.x, overlay.y
+    luma = data[:height]
+    chroma_u = data[height : height + height // 4].reshape(height // 2, width // 2)
+    chroma_v = data[height + height // 4 :].reshape(height // 2, width // 2)
+
+    def blend(plane: np.ndarray, top: int, left: int, src: np.ndarray, alpha: np.ndarray) -> None:
+        region = plane[top : top + src.shape[0], left : left + src.shape[1]].astype(np.float32)
+        plane[top : top + src.shape[0], left : left + src.shape[1]] = (
+            region * (1 - alpha) + src * alpha
+        ).astype(np.uint8)
+
+    blend(luma, y, x, overlay.y_plane, overlay.alpha)
+    blend(chroma_u, y // 2, x // 2, overlay.u_plane, overlay.alpha_half)
+    blend(chroma_v, y // 2, x // 2, overlay.v_plane, overlay.alpha_half)
+    out = VideoFrame.from_ndarray(data, format="yuv420p")
+    out.pts = frame.pts
+    out.time_base = frame.time_base
+    return out
+
+
+# Storyboard --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Storyboard:
+    interval: float
+    thumb_width: int
+    thumb_height: int
+    thumbs: list[tuple[float, Image.Image]] = field(default_factory=list)
+    next_at: float = 0.0
+
+    def offer(self, t: float, frame: VideoFrame) -> None:
+        if t + 1e-6 < self.next_at or len(self.thumbs) >= MAX_THUMBS:
+            return
+        image = frame.reformat(
+            width=self.thumb_width, height=self.thumb_height, format="rgb24"
+        ).to_image()  # type: ignore[no-untyped-call]
+        self.thumbs.append((t, image))
+        self.next_at = t + self.interval
+
+    def write(self, directory: Path, duration: float) -> bool:
+        if not self.thumbs:
+            return False
+        columns = min(STORYBOARD_COLUMNS, len(self.thumbs))
+        rows = math.ceil(len(self.thumbs) / columns)
+        sprite = Image.new("RGB", (columns * self.thumb_width, rows * self.thumb_height))
+        cues = ["WEBVTT", ""]
+        for index, (start, image) in enumerate(self.thumbs):
+            x = (index % columns) * self.thumb_width
+            y = (index // columns) * self.thumb_height
+            sprite.paste(image, (x, y))
+            end = self.thumbs[index + 1][0] if index + 1 < len(self.thumbs) else duration
+            cues.append(f"{_vtt_time(start)} --> {_vtt_time(max(end, start + 0.001))}")
+            cues.append(f"storyboard.jpg#xywh={x},{y},{self.thumb_width},{self.thumb_height}")
+            cues.append("")
+        sprite.save(directory / "storyboard.jpg", quality=70)
+        (directory / "storyboard.vtt").write_text("\n".join(cues), encoding="utf-8")
+        return True
+
+
+def _vtt_time(seconds: float) -> str:
+    millis = round(seconds * 1000)
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, ms = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}.{ms:03d}"
+
+
+# The pipeline ------------------------------------------------------------------------------
+
+
+def transcode(
+    source: Path,
+    out_dir: Path,
+    options: TranscodeOptions,
+    *,
+    on_progress: ProgressCallback,
+    cancelled: threading.Event,
+) -> TranscodeResult:
+    """Encode ``source`` into an HLS ladder under ``out_dir``.
+
+    Layout: ``<rung>/index.m3u8`` + ``init.mp4`` + ``seg_NNNNN.m4s`` per rung, ``audio/`` the
+    same, ``master.m3u8`` (rewritten as rungs gain segments and at the end), ``poster.jpg``,
+    ``storyboard.jpg`` + ``storyboard.vtt``, ``download.mp4``.
+
+    Raises:
+        TranscodeFailed: unreadable, video-less, zero-length, truncated or undecodable input.
+        TranscodeCancelled: ``cancelled`` was set.
+    """
+    facts = probe(source)
+    on_progress(0.0, "transcoding")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        container = av.open(str(source))
+    except av.error.FFmpegError as exc:
+        raise TranscodeFailed(f"Not a readable video file ({_ffmpeg_reason(exc)}).") from None
+    with container:
+        vstream = container.streams.video[0]
+        vstream.thread_type = "AUTO"
+        if options.decoder_threads:
+            vstream.codec_context.thread_count = options.decoder_threads
+        astream = container.streams.audio[0] if container.streams.audio else None
+        time_base = vstream.time_base or Fraction(1, 90_000)
+        planned = plan_ladder(facts.width, facts.height)
+        videos = [
+            _open_video_output(p, out_dir, facts.fps, time_base, options.preset) for p in planned
+        ]
+        audio = _open_audio_output(out_dir) if astream is not None else None
+        write_master(out_dir, _nominal_renditions(planned), has_audio=audio is not None)
+
+        largest = planned[0]
+        overlay = (
+            _prepare_overlay(options.watermark, largest.width, largest.height)
+            if options.watermark
+            else None
+        )
+        smallest = planned[-1]
+        thumb_height = even(THUMB_WIDTH * smallest.height / smallest.width)
+        storyboard = _Storyboard(
+            interval=max(2.0, facts.duration / 100),
+            thumb_width=THUMB_WIDTH,
+            thumb_height=thumb_height,
+        )
+        poster_at = min(facts.duration * 0.1, 10.0)
+        poster_written = False
+        start_pts: int | None = None
+        next_keyframe = 0.0
+        half_frame = 0.5 / float(facts.fps)
+        decoded_until = 0.0
+        frames = 0
+        decode_errors = 0
+        last_report = -1.0
+        streams = [s for s in (vstream, astream) if s is not None]
+
+        try:
+            for packet in container.demux(*streams):
+                if cancelled.is_set():
+                    raise TranscodeCancelled()
+                try:
+                    decoded = packet.decode()
+                except av.error.InvalidDataError:
+                    decode_errors += 1
+                    if decode_errors > 50 and frames == 0:
+                        raise TranscodeFailed("The video data is corrupt.") from None
+                    continue
+                for frame in decoded:
+                    if packet.stream is astream:
+                        assert audio is not None
+                        _encode_audio(audio, frame)
+                        continue
+                    assert isinstance(frame, VideoFrame)
+                    if frame.pts is None:
+                        frame.pts = round(frames / facts.fps / time_base) + (start_pts or 0)
+                    if start_pts is None:
+                        start_pts = frame.pts
+                    rel_pts = frame.pts - start_pts
+                    t = float(rel_pts * time_base)
+                    top = frame
+                    if (top.width, top.height, top.format.name) != (
+                        largest.width,
+                        largest.height,
+                        "yuv420p",
+                    ):
+                        top = frame.reformat(
+                            width=largest.width, height=largest.height, format="yuv420p"
+                        )
+                    if overlay is not None:
+                        top = _apply_overlay(top, overlay)
+                    keyframe = t + half_frame >= next_keyframe
+                    if keyframe:
+                        next_keyframe += GOP_SECONDS
+                    current = top
+                    for output in videos:
+                        if (current.width, current.height) != (
+                            output.planned.width,
+                            output.planned.height,
+                        ):
+                            # Cascade: each rung from the next larger one.
+                            current = current.reformat(
+                                width=output.planned.width,
+                                height=output.planned.height,
+                                format="yuv420p",
+                                interpolation="BICUBIC",
+                            )
+                        current.pts = rel_pts
+                        current.time_base = time_base
+                        # Decoded frames keep the source's picture type and x264 would turn
+                        # its I-frames into keyframes: reset, except where we want one.
+                        current.pict_type = PictureType.I if keyframe else PictureType.NONE
+                        for out_packet in output.stream.encode(current):
+                            output.container.mux(out_packet)
+                        output.frames += 1
+                    if not poster_written and t + half_frame >= poster_at:
+                        _write_poster(top, out_dir)
+                        poster_written = True
+                    storyboard.offer(t, current)
+                    frames += 1
+                    decoded_until = t + 1 / float(facts.fps)
+                    if t - last_report >= 0.5:
+                        on_progress(min(99.0, 100 * t / facts.duration), "transcoding")
+                        last_report = t
+            if frames == 0:
+                raise TranscodeFailed("No video frame could be decoded.")
+            if decoded_until < facts.duration * 0.9 - 1:
+                raise TranscodeFailed(
+                    f"The file is truncated: only {decoded_until:.1f} s of "
+                    f"{facts.duration:.1f} s could be decoded."
+                )
+            for output in videos:
+                for out_packet in output.stream.encode(None):
+                    output.container.mux(out_packet)
+            if audio is not None:
+                _flush_audio(audio)
+        finally:
+            for output in videos:
+                output.container.close()
+            if audio is not None:
+                audio.container.close()
+
+    on_progress(99.0, "packaging")
+    for output in videos:
+        _finalize_playlist(output.directory / "index.m3u8")
+    if audio is not None:
+        _finalize_playlist(audio.directory / "index.m3u8")
+    audio_peak, audio_avg = (
+        _measure(audio.directory / "index.m3u8") if audio is not None else (0, 0)
+    )
+    renditions = []
+    for output in videos:
+        peak, average = _measure(output.directory / "index.m3u8")
+        renditions.append(
+            Rendition(
+                name=output.planned.rung.name,
+                width=output.planned.width,
+                height=output.planned.height,
+                bandwidth=peak + audio_peak,
+                average_bandwidth=average + audio_avg,
+                codecs=_codecs_of(output.directory / "init.mp4") or output.planned.rung.codecs,
+            )
+        )
+    write_master(out_dir, renditions, has_audio=audio is not None)
+    has_storyboard = storyboard.write(out_dir, facts.duration)
+    download = _write_download(out_dir, renditions, has_audio=audio is not None)
+    return TranscodeResult(
+        probe=facts,
+        renditions=renditions,
+        has_audio=audio is not None,
+        poster="poster.jpg" if poster_written else None,
+        storyboard="storyboard.vtt" if has_storyboard else None,
+        download=download,
+        frames=frames,
+    )
+
+
+def _encode_audio(audio: _AudioOutput, frame: Any) -> None:
+    for resampled in audio.resampler.resample(frame):
+        for packet in audio.stream.encode(resampled):
+            audio.container.mux(packet)
+
+
+def _flush_audio(audio: _AudioOutput) -> None:
+    for resampled in audio.resampler.resample(None):
+        for packet in audio.stream.encode(resampled):
+            audio.container.mux(packet)
+    for packet in audio.stream.encode(None):
+        audio.container.mux(packet)
+
+
+def _write_poster(frame: VideoFrame, out_dir: Path) -> None:
+    width = min(frame.width, POSTER_MAX_WIDTH)
+    height = even(frame.height * width / frame.width)
+    image = frame.reformat(width=width, height=height, format="rgb24")
+    image = image.to_image()  # type: ignore[no-untyped-call]
+    image.save(out_dir / "poster.jpg", quality=85)
+
+
+def _nominal_renditions(planned: list[PlannedRung]) -> list[Rendition]:
+    """What the master playlist says while encoding, before real sizes are known."""
+    return [
+        Rendition(
+            name=p.rung.name,
+            width=p.width,
+            height=p.height,
+            bandwidth=(p.rung.maxrate_kbps + AUDIO_KBPS) * 1000,
+            average_bandwidth=(p.rung.video_kbps + AUDIO_KBPS) * 1000,
+            codecs=p.rung.codecs,
+        )
+        for p in planned
+    ]
+
+
+def write_master(out_dir: Path, renditions: list[Rendition], *, has_audio: bool) -> None:
+    lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    if has_audio:
+        lines.append(
+            '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="Original",LANGUAGE="und",'
+            'DEFAULT=YES,AUTOSELECT=YES,CHANNELS="2",URI="audio/index.m3u8"'
+        )
+    for r in renditions:
+        codecs = f"{r.codecs},{AUDIO_CODECS}" if has_audio else r.codecs
+        attributes = (
+            f"BANDWIDTH={r.bandwidth},AVERAGE-BANDWIDTH={r.average_bandwidth},"
+            f'RESOLUTION={r.width}x{r.height},CODECS="{codecs}"'
+        )
+        if has_audio:
+            attributes += ',AUDIO="audio"'
+        lines.append(f"#EXT-X-STREAM-INF:{attributes}")
+        lines.append(f"{r.name}/index.m3u8")
+    tmp = out_dir / ".master.m3u8.tmp"
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.replace(out_dir / "master.m3u8")
+
+
+def _finalize_playlist(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    text = text.replace("#EXT-X-PLAYLIST-TYPE:EVENT", "#EXT-X-PLAYLIST-TYPE:VOD")
+    if "#EXT-X-ENDLIST" not in text:
+        text = text.rstrip("\n") + "\n#EXT-X-ENDLIST\n"
+    tmp = path.with_name(".index.m3u8.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+_EXTINF = re.compile(r"#EXTINF:([0-9.]+)")
+
+
+def playlist_segments(text: str) -> list[tuple[float, str]]:
+    """(duration, uri) of each segment of a media playlist."""
+    segments = []
+    duration: float | None = None
+    for line in text.splitlines():
+        match = _EXTINF.match(line)
+        if match:
+            duration = float(match.group(1))
+        elif line and not line.startswith("#") and duration is not None:
+            segments.append((duration, line.strip()))
+            duration = None
+    return segments
+
+
+def _measure(playlist: Path) -> tuple[int, int]:
+    """Peak and average bits per second over the playlist's segments."""
+    segments = playlist_segments(playlist.read_text(encoding="utf-8"))
+    peak, total_bits, total_time = 0.0, 0, 0.0
+    for duration, uri in segments:
+        size = (playlist.parent / uri).stat().st_size
+        total_bits += size * 8
+        total_time += duration
+        if duration > 0.5:  # a short tail segment would overstate the peak
+            peak = max(peak, size * 8 / duration)
+    init = playlist.parent / "init.mp4"
+    if init.exists():
+        total_bits += init.stat().st_size * 8
+    average = total_bits / total_time if total_time else 0
+    return int(max(peak, average)), int(average)
+
+
+def _codecs_of(init: Path) -> str | None:
+    """The RFC 6381 string of what x264 really produced (its ``profile`` is only a ceiling:
+    fast presets come out Constrained Baseline), read from the avcC box."""
+    data = init.read_bytes()
+    at = data.find(b"avcC")
+    if at < 0 or len(data) < at + 8:
+        return None
+    profile, compatibility, level = data[at + 5], data[at + 6], data[at + 7]
+    return f"avc1.{profile:02x}{compatibility:02x}{level:02x}"
+
+
+def _write_download(out_dir: Path, renditions: list[Rendition], *, has_audio: bool) -> str | None:
+    """One progressive MP4 for download, remuxed from a rung's segments (no re-encoding)."""
+    at_most_720 = [r for r in renditions if r.height <= 720]
+    chosen = at_most_720[0] if at_most_720 else renditions[-1]
+    video_file = _concatenate(out_dir / chosen.name)
+    audio_file = _concatenate(out_dir / "audio") if has_audio else None
+    target = out_dir / "download.mp4"
+    try:
+        inputs = [av.open(str(video_file))]
+        if audio_file is not None:
+            inputs.append(av.open(str(audio_file)))
+        with av.open(str(target), "w", options={"movflags": "+faststart"}) as output:
+            mapping = {}
+            for source in inputs:
+                stream = source.streams[0]
+                mapping[source] = output.add_stream_from_template(stream)
+            for source, packet in _interleave(inputs):
+                if packet.dts is None:
+                    continue
+                packet.stream = mapping[source]
+                output.mux(packet)
+        for source in inputs:
+            source.close()
+    finally:
+        video_file.unlink(missing_ok=True)
+        if audio_file is not None:
+            audio_file.unlink(missing_ok=True)
+    return "download.mp4"
+
+
+def _concatenate(directory: Path) -> Path:
+    """init.mp4 followed by every segment is a valid fragmented MP4."""
+    segments = playlist_segments((directory / "index.m3u8").read_text(encoding="utf-8"))
+    target = directory.parent / f".{directory.name}.joined.mp4"
+    with target.open("wb") as out:
+        out.write((directory / "init.mp4").read_bytes())
+        for _duration, uri in segments:
+            out.write((directory / uri).read_bytes())
+    return target
+
+
+def _interleave(inputs: list[InputContainer]) -> Iterator[tuple[InputContainer, Any]]:
+    """Packets of several inputs in decode-time order, so the muxer never buffers a whole
+    stream waiting for the other."""
+    iterators = [(source, source.demux(source.streams[0])) for source in inputs]
+    heap: list[tuple[float, int, Any, InputContainer]] = []
+    counter = 0
+
+    def push(source: InputContainer, iterator: Iterator[Any]) -> None:
+        nonlocal counter
+        for packet in iterator:
+            if packet.dts is None:
+                continue
+            heapq.heappush(
+                heap, (float(packet.dts * packet.time_base), counter, (packet, iterator), source)
+            )
+            counter += 1
+            return
+
+    for source, iterator in iterators:
+        push(source, iterator)
+    while heap:
+        _t, _n, (packet, iterator), source = heapq.heappop(heap)
+        yield source, packet
+        push(source, iterator)
