@@ -61,6 +61,16 @@ class Subscription:
         except asyncio.QueueFull:
             self.dropped += 1
 
+    def drain(self) -> list[BrokerMessage]:
+        """Messages already delivered and not yet read, without waiting."""
+        messages = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is None:
+                break
+            messages.append(item)
+        return messages
+
     async def get(self) -> BrokerMessage:
         """The next message; raises ``StopAsyncIteration`` once closed."""
         if self._closed and self._queue.empty():

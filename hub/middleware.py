@@ -129,7 +129,11 @@ async def problem_errors(request: web.Request, handler: Handler) -> web.StreamRe
             detail = f"{request.method} is not allowed on {request.path}."
         elif exc.status == 413:
             detail = "The request body is too large."
-        headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+        headers = {
+            k: v
+            for k, v in exc.headers.items()
+            if k.lower() not in ("content-type", "content-length")
+        }
         return problem_response(exc.status, str(code), exc.reason, detail, request, headers=headers)
     except Exception:
         # No traceback for the client; the log line carries it, tied by the request id.

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
 from pydantic import BaseModel
@@ -182,7 +183,8 @@ def register_routes(api: Api) -> None:
                     if not isinstance(part, BodyPartReader):
                         continue
                     if part.name == "file":
-                        filename = part.filename or "video"
+                        # Some clients percent-encode the name in Content-Disposition.
+                        filename = unquote(part.filename or "video")
                         await _stream_part(part, source, limit, "The video")
                     elif part.name == "watermark_image":
                         watermark = Path(tmp) / "watermark"

@@ -335,6 +335,7 @@ class VideoManager:
         except TranscodeCancelled:
             log.info("transcode cancelled", extra={"video_id": video_id})
             await self._remove_files(video_id)
+            await self._notify(video, "video.cancelled")
         except TranscodeFailed as exc:
             raise PermanentJobError(str(exc)) from None
         except Exception as exc:

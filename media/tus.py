@@ -153,20 +153,23 @@ class TusUploads:
             too_long = False
             handle = await asyncio.to_thread(path.open, "r+b")
             try:
-                await asyncio.to_thread(handle.seek, received)
+                handle.seek(received)
                 async for chunk in chunks:
                     room = upload.length - received
                     if len(chunk) > room:
                         chunk, too_long = chunk[:room], True
-                    await asyncio.to_thread(handle.write, chunk)
+                    # Written inline (a page-cache copy of at most a MiB): a cancelled
+                    # handler can then never have received bytes it did not keep.
+                    handle.write(chunk)
                     received += len(chunk)
                     if too_long:
                         break
             finally:
-                # Whatever arrived is kept, even if the client vanished mid-request.
-                await asyncio.to_thread(handle.truncate, received)
-                await asyncio.to_thread(handle.close)
-                upload = await self._save_offset(upload_id, received)
+                # Whatever arrived is kept, even if the client vanished mid-request (or the
+                # server cancelled this handler when it did).
+                handle.truncate(received)
+                handle.close()
+                upload = await asyncio.shield(self._save_offset(upload_id, received))
             if too_long:
                 raise PayloadTooLarge("The body goes past Upload-Length.")
             if upload.offset == upload.length:

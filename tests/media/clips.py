@@ -19,8 +19,10 @@ def make_clip(
     audio: bool = True,
     video: bool = True,
     container_format: str | None = None,
+    pattern: str = "testsrc2",
 ) -> Path:
-    """A ``testsrc2`` picture (moving, with a frame counter) and a 440 Hz tone."""
+    """A ``testsrc2`` picture (moving, with a frame counter) and a 440 Hz tone. Other lavfi
+    patterns (``color``, ``smptebars``) make files that are small for their length."""
     with av.open(str(path), "w", format=container_format) as out:
         # Every stream must exist before the first packet is muxed.
         vs = out.add_stream("libx264", rate=fps) if video else None
@@ -31,7 +33,7 @@ def make_clip(
         if aus is not None:
             aus.layout = "stereo"
         if vs is not None:
-            source = f"testsrc2=size={width}x{height}:rate={fps}:duration={seconds}"
+            source = f"{pattern}=size={width}x{height}:rate={fps}:duration={seconds}"
             with av.open(source, format="lavfi") as pictures:
                 for frame in pictures.decode(video=0):
                     frame.pict_type = PictureType.NONE

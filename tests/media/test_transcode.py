@@ -16,7 +16,6 @@ from media.transcode import (
     TranscodeOptions,
     Watermark,
     playlist_segments,
-    probe,
     transcode,
 )
 from tests.media.clips import count_frames, keyframe_times, make_clip
@@ -48,7 +47,7 @@ def test_ladder_never_upscales() -> None:
     [only] = plan_ladder(426, 240)  # below the lowest rung: one rendition at its own size
     assert (only.width, only.height) == (426, 240)
     # Portrait sources keep their shape.
-    assert [(p.width, p.height) for p in plan_ladder(720, 1280)][0] == (720, 1280)
+    assert next((p.width, p.height) for p in plan_ladder(720, 1280)) == (720, 1280)
 
 
 def test_ladder_with_aligned_keyframes_and_a_valid_master(tmp_path: Path) -> None:
@@ -62,7 +61,7 @@ def test_ladder_with_aligned_keyframes_and_a_valid_master(tmp_path: Path) -> Non
     master = (out / "master.m3u8").read_text()
     assert master.count("#EXT-X-STREAM-INF") == 3
     for rendition in result.renditions:
-        line = next(l for l in master.splitlines() if f"RESOLUTION={rendition.width}x" in l)
+        line = next(x for x in master.splitlines() if f"RESOLUTION={rendition.width}x" in x)
         for attribute in ("BANDWIDTH=", "AVERAGE-BANDWIDTH=", 'CODECS="avc1.64', "mp4a.40.2"):
             assert attribute in line
         assert rendition.bandwidth >= rendition.average_bandwidth > 0
@@ -164,7 +163,8 @@ def test_image_watermark(tmp_path: Path) -> None:
     frame = _first_frame(tmp_path / "out" / "240p")
     height, width = frame.shape[:2]
     r, g, b = frame[height // 2, width // 2].astype(int)
-    assert r > 180 > g and b < 80  # red in the middle
+    assert r > 180 > g
+    assert b < 80
 
 
 def _first_frame(rung_dir: Path) -> np.ndarray:

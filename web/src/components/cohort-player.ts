@@ -498,6 +498,7 @@ export class CohortPlayer extends LitElement {
     const progress = duration > 0 ? Math.min(100, (this.time / duration) * 100) : 0;
     const playingName =
       this.levels.find((l) => l.index === this.playingLevel)?.name ?? (this.nativeHeight ? `${this.nativeHeight}p` : "");
+    const autoLabel = this.quality === "auto" && playingName ? `Auto (${playingName})` : "Auto";
     return html`
       <div class="stage">
         <video
@@ -614,9 +615,7 @@ export class CohortPlayer extends LitElement {
               .value=${this.quality}
               @change=${this.onQualityChange}
             >
-              <option value="auto" ?selected=${this.quality === "auto"}>
-                ${this.quality === "auto" && playingName ? `Auto (${playingName})` : "Auto"}
-              </option>
+              <option value="auto" ?selected=${this.quality === "auto"}>${autoLabel}</option>
               ${this.levels.map(
                 (level) =>
                   html`<option value=${level.name} ?selected=${this.quality === level.name}>${level.name}</option>`,
@@ -627,9 +626,7 @@ export class CohortPlayer extends LitElement {
           <select id="speed" data-testid="speed-menu" .value=${String(this.rate)} @change=${this.onSpeedChange}>
             ${speedOptions(this.rate).map(
               (speed) =>
-                html`<option value=${String(speed)} ?selected=${speed === this.rate}>
-                  ${speed === 1 ? "1× (normal)" : `${speed}×`}
-                </option>`,
+                html`<option value=${String(speed)} ?selected=${speed === this.rate}>${speed === 1 ? "1× (normal)" : `${speed}×`}</option>`,
             )}
           </select>
           <button
@@ -911,8 +908,17 @@ export class CohortPlayer extends LitElement {
   };
 
   private readonly onFullscreenChange = (): void => {
-    this.fullscreen = document.fullscreenElement === this;
+    this.fullscreen = this.isFullscreen();
   };
+
+  /** document.fullscreenElement is retargeted to the outermost shadow host, so ask the element. */
+  private isFullscreen(): boolean {
+    try {
+      return this.matches(":fullscreen");
+    } catch {
+      return false;
+    }
+  }
 
   private readonly onVisibility = (): void => {
     if (document.visibilityState === "hidden") this.savePositionNow();
@@ -944,7 +950,7 @@ export class CohortPlayer extends LitElement {
   private readonly toggleFullscreen = async (): Promise<void> => {
     const video = this.media;
     try {
-      if (document.fullscreenElement === this) {
+      if (this.isFullscreen()) {
         await document.exitFullscreen();
       } else if (document.fullscreenEnabled && this.requestFullscreen) {
         await this.requestFullscreen();
