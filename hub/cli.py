@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -18,6 +19,7 @@ from hub.logs import configure_logging
 from hub.migrate import upgrade
 from hub.services import HUB, build_hub
 from hub.settings import Settings, SettingsError, load_settings
+from media import wiring as media_wiring
 
 log = logging.getLogger("hub.cli")
 
@@ -33,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true", help="create the demo accounts")
 
     commands.add_parser("migrate", help="apply database migrations")
+
+    worker = commands.add_parser("worker", help="run transcode workers (needs COHORT_REDIS_URL)")
+    worker.add_argument(
+        "--concurrency", type=int, help="jobs at once (default COHORT_WORKER_CONCURRENCY)"
+    )
 
     admin = commands.add_parser("admin", help="administer accounts")
     admin_commands = admin.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
@@ -63,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_migrate(settings))
             print(f"cohort: database at head ({_safe_url(settings)})")
             return 0
+        if args.command == "worker":
+            return asyncio.run(_worker(settings, args.concurrency))
         if args.command == "admin":
             return asyncio.run(
                 _admin_create(settings, args.email, args.password, args.display_name)
@@ -103,6 +112,38 @@ async def _admin_create(settings: Settings, email: str, password: str, display_n
     finally:
         await hub.db.dispose()
     print(f"cohort: {user.email} is an admin (user id {user.id})")
+    return 0
+
+
+async def _worker(settings: Settings, concurrency: int | None) -> int:
+    if not settings.redis_url:
+        print(
+            "cohort: `cohort worker` needs COHORT_REDIS_URL (a BullMQ queue shared with the hubs); "
+            "without Redis, `cohort serve` transcodes in-process.",
+            file=sys.stderr,
+        )
+        return 2
+    hub = build_hub(settings)
+    services = media_wiring.build_media(hub)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await hub.broker.start()
+    listener = await media_wiring.start_worker(services, concurrency or settings.worker_concurrency)
+    print(
+        f"cohort: transcode worker running (concurrency {concurrency or settings.worker_concurrency})",
+        flush=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        listener.cancel()
+        await services.videos.queue.close()
+        await hub.broker.close()
+        if hub.redis is not None:
+            await hub.redis.aclose()
+        await hub.db.dispose()
     return 0
 
 

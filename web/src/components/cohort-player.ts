@@ -67,6 +67,7 @@ const SHORTCUTS: readonly [string, string][] = [
   ["Shift + > / <", "Faster / slower"],
   ["0 – 9", "Jump to 0% – 90%"],
   ["?", "Show or hide these shortcuts"],
+  ["Esc", "Close this list"],
 ];
 
 /**
@@ -466,7 +467,11 @@ export class CohortPlayer extends LitElement {
     window.addEventListener("pagehide", this.savePositionNow);
     document.addEventListener("visibilitychange", this.onVisibility);
     // Moved in the DOM (disconnected and connected again): start over where it was.
-    if (this.hasUpdated && this.src && !this.hls) void this.load(this.resumeAt ?? undefined);
+    if (this.hasUpdated && this.src && !this.hls) {
+      const resume = this.resumeAt;
+      this.resumeAt = null;
+      void this.load(resume ?? undefined);
+    }
   }
 
   override disconnectedCallback(): void {
@@ -626,7 +631,7 @@ export class CohortPlayer extends LitElement {
           <select id="speed" data-testid="speed-menu" .value=${String(this.rate)} @change=${this.onSpeedChange}>
             ${speedOptions(this.rate).map(
               (speed) =>
-                html`<option value=${String(speed)} ?selected=${speed === this.rate}>${speed === 1 ? "1× (normal)" : `${speed}×`}</option>`,
+                html`<option value=${String(speed)} ?selected=${speed === this.rate}>${speed}×</option>`,
             )}
           </select>
           <button

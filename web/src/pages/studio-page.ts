@@ -31,7 +31,7 @@ export class StudioPage extends LitElement {
     shared,
     videoStyles,
     css`
-      .upload {
+      form.card.upload {
         max-width: 48rem;
       }
       .drop {
@@ -456,7 +456,9 @@ export class StudioPage extends LitElement {
         : nothing}
       ${state.phase === "offline"
         ? html`<p role="status" data-testid="upload-offline">You are offline. The upload continues when the connection is back.</p>`
-        : nothing}
+        : state.phase === "uploading" && state.retrying
+          ? html`<p role="status" data-testid="upload-retrying">The connection was interrupted. Retrying…</p>`
+          : nothing}
       ${canPause || canResume || canCancel
         ? html`<div class="actions">
             ${canPause

@@ -43,6 +43,8 @@ export interface UploadState {
   error: string | null;
   /** True when this continues an upload a previous page load started. */
   resumed: boolean;
+  /** A request failed and tus will try again shortly. */
+  retrying: boolean;
   videoId: string | null;
 }
 
@@ -114,6 +116,7 @@ class UploadManager extends EventTarget {
       speed: null,
       error: null,
       resumed: false,
+      retrying: false,
       videoId: null,
     };
     this.current = state;
@@ -268,7 +271,16 @@ class UploadManager extends EventTarget {
         const videoId = res.getHeader(VIDEO_ID_HEADER);
         if (videoId) state.videoId = videoId;
       },
-      onShouldRetry: (error, attempt) => this.shouldRetry(error, attempt),
+      onShouldRetry: (error, attempt) => {
+        const retry = this.shouldRetry(error, attempt);
+        if (retry && this.current === state && !state.retrying) {
+          state.retrying = true;
+          state.speed = null;
+          this.samples = [];
+          this.changed();
+        }
+        return retry;
+      },
       onProgress: (sent, total) => {
         if (this.current !== state) return;
         this.progress(state, sent, total);
@@ -281,6 +293,7 @@ class UploadManager extends EventTarget {
         if (this.current !== state) return;
         if (!navigator.onLine && !this.signedOut && !isClientError(error)) {
           state.phase = "offline";
+          state.retrying = false;
           state.speed = null;
           state.error = null;
           this.changed();
@@ -327,6 +340,7 @@ class UploadManager extends EventTarget {
     state.speed = first && elapsed >= 0.5 ? (sent - first.bytes) / elapsed : state.speed;
     state.bytesSent = sent;
     state.bytesTotal = total;
+    state.retrying = false;
     if (state.phase !== "uploading") state.phase = "uploading";
     this.changed();
   }
@@ -383,6 +397,7 @@ class UploadManager extends EventTarget {
 
   private markActive(state: UploadState): void {
     state.phase = "uploading";
+    state.retrying = false;
     state.error = null;
     state.speed = null;
     this.samples = [];
@@ -391,6 +406,7 @@ class UploadManager extends EventTarget {
 
   private fail(state: UploadState, message: string): void {
     state.phase = "error";
+    state.retrying = false;
     state.error = message;
     state.speed = null;
     this.changed();
