@@ -130,11 +130,9 @@ async def _worker(settings: Settings, concurrency: int | None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await hub.broker.start()
-    listener = await media_wiring.start_worker(services, concurrency or settings.worker_concurrency)
-    print(
-        f"cohort: transcode worker running (concurrency {concurrency or settings.worker_concurrency})",
-        flush=True,
-    )
+    jobs_at_once = concurrency or settings.worker_concurrency
+    listener = await media_wiring.start_worker(services, jobs_at_once)
+    print(f"cohort: transcode worker running (concurrency {jobs_at_once})", flush=True)
     try:
         await stop.wait()
     finally:
