@@ -269,6 +269,33 @@ class CloudinaryStorage:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise StorageError(f"Cloudinary delivery of {key!r}: {exc!r}") from exc
 
+    async def fetch_to(self, key: str, target: Path) -> None:
+        url = self.url(key)
+        if self._session is not None:
+            await self._stream(self._session, key, url, target)
+            return
+        async with aiohttp.ClientSession(timeout=self._download_timeout) as session:
+            await self._stream(session, key, url, target)
+
+    async def _stream(
+        self, session: aiohttp.ClientSession, key: str, url: str, target: Path
+    ) -> None:
+        try:
+            async with session.get(url, timeout=self._download_timeout) as resp:
+                if resp.status == 404:
+                    raise ObjectMissing(key)
+                if resp.status != 200:
+                    why = resp.headers.get("X-Cld-Error") or resp.reason or ""
+                    raise StorageError(f"Cloudinary delivery of {key!r}: HTTP {resp.status} {why}")
+                handle = await asyncio.to_thread(target.open, "wb")
+                try:
+                    async for chunk in resp.content.iter_chunked(1 << 20):
+                        await asyncio.to_thread(handle.write, chunk)
+                finally:
+                    await asyncio.to_thread(handle.close)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise StorageError(f"Cloudinary delivery of {key!r}: {exc!r}") from exc
+
     async def local_path(self, key: str) -> Path | None:
         self.public_id(key)
         return None

@@ -387,10 +387,9 @@ class VideoManager:
 
     async def _local_copy(self, key: str, target: Path) -> Path:
         local = await self._storage.local_path(key)
-        if local is not None and local.exists():
+        if local is not None and await asyncio.to_thread(local.exists):
             return local
-        data = await self._storage.get_bytes(key)
-        await asyncio.to_thread(target.write_bytes, data)
+        await self._storage.fetch_to(key, target)
         return target
 
     async def _transcode_options(self, video: Video, work: Path) -> TranscodeOptions:

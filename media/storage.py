@@ -47,6 +47,10 @@ class Storage(Protocol):
         """The whole object; for small ones (playlists, captions). Raises ObjectMissing."""
         ...
 
+    async def fetch_to(self, key: str, target: Path) -> None:
+        """Copy the object into a local file, streaming (sources can be hundreds of MB)."""
+        ...
+
     async def local_path(self, key: str) -> Path | None:
         """A path on this machine the hub may stream from, or None for remote backends."""
         ...
@@ -116,6 +120,13 @@ class LocalStorage:
         path = self._path(key)
         try:
             return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            raise ObjectMissing(key) from None
+
+    async def fetch_to(self, key: str, target: Path) -> None:
+        path = self._path(key)
+        try:
+            await asyncio.to_thread(shutil.copyfile, path, target)
         except FileNotFoundError:
             raise ObjectMissing(key) from None
 

@@ -143,10 +143,11 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(worker_id: str) -> Iterator[str]:
+def postgres_url() -> Iterator[str]:
     """A database of this test worker's own, migrated once, dropped at the end."""
     _require("postgres", service_status().postgres)
-    name = f"cohort_test_{worker_id}_{os.getpid()}"
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"cohort_test_{worker}_{os.getpid()}"
     admin_dsn = _asyncpg_dsn(PG_URL)
     url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
 
