@@ -156,13 +156,13 @@ def _ffmpeg_reason(exc: av.error.FFmpegError) -> str:
 # Outputs -----------------------------------------------------------------------------------
 
 
-def _hls_options(directory: Path) -> dict[str, str]:
+def _hls_options(directory: Path, prefix: str = "") -> dict[str, str]:
     return {
         "hls_time": str(SEGMENT_SECONDS),
         "hls_playlist_type": "event",
         "hls_segment_type": "fmp4",
-        "hls_fmp4_init_filename": "init.mp4",
-        "hls_segment_filename": str(directory / "seg_%05d.m4s"),
+        "hls_fmp4_init_filename": f"{prefix}init.mp4",
+        "hls_segment_filename": str(directory / f"{prefix}seg_%05d.m4s"),
         # temp_file: a segment appears under its name only once complete, so a publisher
         # watching the directory never uploads half a segment.
         "hls_flags": "independent_segments+temp_file",
@@ -187,12 +187,20 @@ class _AudioOutput:
 
 
 def _open_video_output(
-    planned: PlannedRung, out_dir: Path, fps: Fraction, time_base: Fraction, preset: str
+    planned: PlannedRung,
+    out_dir: Path,
+    fps: Fraction,
+    time_base: Fraction,
+    preset: str,
+    prefix: str = "",
 ) -> _VideoOutput:
     directory = out_dir / planned.rung.name
     directory.mkdir(parents=True, exist_ok=True)
     container = av.open(
-        str(directory / "index.m3u8"), "w", format="hls", options=_hls_options(directory)
+        str(directory / f"{prefix}index.m3u8"),
+        "w",
+        format="hls",
+        options=_hls_options(directory, prefix),
     )
     stream = container.add_stream("libx264", rate=fps)
     stream.width = planned.width
@@ -384,6 +392,173 @@ def _vtt_time(seconds: float) -> str:
 # The pipeline ------------------------------------------------------------------------------
 
 
+@dataclass
+class _PassResult:
+    frames: int
+    first_time: Fraction | None  # exact time of the first frame encoded, from the source start
+    decoded_until: float
+    storyboard: _Storyboard
+    outputs: list[_VideoOutput]
+    audio: _AudioOutput | None
+
+
+def _open_source(source: Path) -> InputContainer:
+    try:
+        return av.open(str(source))
+    except av.error.FFmpegError as exc:
+        raise TranscodeFailed(f"Not a readable video file ({_ffmpeg_reason(exc)}).") from None
+
+
+def _encode_pass(
+    container: InputContainer,
+    facts: Probe,
+    out_dir: Path,
+    options: TranscodeOptions,
+    *,
+    start: float,
+    end: float | None,
+    prefix: str,
+    with_audio: bool,
+    write_poster: bool,
+    on_progress: ProgressCallback,
+    cancelled: threading.Event,
+) -> _PassResult:
+    """Decode ``[start, end)`` of the video once and encode it into every rung (and the audio
+    group when ``with_audio``). Times are the source's, counted from its start, so parts of one
+    video encoded separately line up: same keyframe instants, same segment boundaries."""
+    vstream = container.streams.video[0]
+    vstream.thread_type = "AUTO"
+    if options.decoder_threads:
+        vstream.codec_context.thread_count = options.decoder_threads
+    astream = container.streams.audio[0] if (with_audio and container.streams.audio) else None
+    time_base = vstream.time_base or Fraction(1, 90_000)
+    origin = vstream.start_time if vstream.start_time is not None else None
+    planned = plan_ladder(facts.width, facts.height)
+    videos = [
+        _open_video_output(p, out_dir, facts.fps, time_base, options.preset, prefix)
+        for p in planned
+    ]
+    audio = _open_audio_output(out_dir) if astream is not None else None
+    largest, smallest = planned[0], planned[-1]
+    overlay = (
+        _prepare_overlay(options.watermark, largest.width, largest.height)
+        if options.watermark
+        else None
+    )
+    storyboard = _Storyboard(
+        interval=max(2.0, facts.duration / 100),
+        thumb_width=THUMB_WIDTH,
+        thumb_height=even(THUMB_WIDTH * smallest.height / smallest.width),
+        next_at=start,
+    )
+    poster_at = min(facts.duration * 0.1, 10.0) if write_poster else math.inf
+    half_frame = 0.5 / float(facts.fps)
+    next_keyframe = start
+    span = (end if end is not None else facts.duration) - start
+    frames, decode_errors = 0, 0
+    first_time: Fraction | None = None
+    decoded_until = start
+    last_report = -1.0
+    if start > 0:
+        # Lands on the keyframe at or before `start`; frames before it are decoded and dropped.
+        container.seek(int((start - 1) / time_base) + (origin or 0), stream=vstream)
+    streams = [s for s in (vstream, astream) if s is not None]
+    done = False
+    try:
+        for packet in container.demux(*streams):
+            if cancelled.is_set():
+                raise TranscodeCancelled()
+            try:
+                decoded = packet.decode()
+            except av.error.InvalidDataError:
+                decode_errors += 1
+                if decode_errors > 50 and frames == 0:
+                    raise TranscodeFailed("The video data is corrupt.") from None
+                continue
+            for frame in decoded:
+                if packet.stream is astream:
+                    assert audio is not None
+                    _encode_audio(audio, frame)
+                    continue
+                if done:
+                    continue
+                assert isinstance(frame, VideoFrame)
+                if frame.pts is None:
+                    continue
+                if origin is None:
+                    origin = frame.pts
+                rel_pts = frame.pts - origin
+                t = float(rel_pts * time_base)
+                if t + half_frame < start:
+                    continue
+                if end is not None and t + half_frame >= end:
+                    done = True
+                    if astream is None:
+                        break
+                    continue
+                top = frame
+                if (top.width, top.height, top.format.name) != (
+                    largest.width,
+                    largest.height,
+                    "yuv420p",
+                ):
+                    top = frame.reformat(
+                        width=largest.width, height=largest.height, format="yuv420p"
+                    )
+                if overlay is not None:
+                    top = _apply_overlay(top, overlay)
+                keyframe = t + half_frame >= next_keyframe
+                if keyframe:
+                    next_keyframe += GOP_SECONDS
+                current = top
+                for output in videos:
+                    if (current.width, current.height) != (
+                        output.planned.width,
+                        output.planned.height,
+                    ):
+                        # Cascade: each rung from the next larger one.
+                        current = current.reformat(
+                            width=output.planned.width,
+                            height=output.planned.height,
+                            format="yuv420p",
+                            interpolation="BICUBIC",
+                        )
+                    current.pts = rel_pts
+                    current.time_base = time_base
+                    # Decoded frames keep the source's picture type and x264 would turn its
+                    # I-frames into keyframes: reset, except where we want one.
+                    current.pict_type = PictureType.I if keyframe else PictureType.NONE
+                    for out_packet in output.stream.encode(current):
+                        output.container.mux(out_packet)
+                    output.frames += 1
+                if t + half_frame >= poster_at:
+                    _write_poster(top, out_dir)
+                    poster_at = math.inf
+                storyboard.offer(t, current)
+                if first_time is None:
+                    first_time = Fraction(rel_pts) * time_base
+                frames += 1
+                decoded_until = t + 1 / float(facts.fps)
+                if t - last_report >= 0.5:
+                    on_progress(min(99.0, 100 * (t - start) / span), "transcoding")
+                    last_report = t
+            if done and astream is None:
+                break
+        if frames == 0:
+            raise TranscodeFailed("No video frame could be decoded.")
+        for output in videos:
+            for out_packet in output.stream.encode(None):
+                output.container.mux(out_packet)
+        if audio is not None:
+            _flush_audio(audio)
+    finally:
+        for output in videos:
+            output.container.close()
+        if audio is not None:
+            audio.container.close()
+    return _PassResult(frames, first_time, decoded_until, storyboard, videos, audio)
+
+
 def transcode(
     source: Path,
     out_dir: Path,
@@ -392,11 +567,11 @@ def transcode(
     on_progress: ProgressCallback,
     cancelled: threading.Event,
 ) -> TranscodeResult:
-    """Encode ``source`` into an HLS ladder under ``out_dir``.
+    """Encode ``source`` into an HLS ladder under ``out_dir``, in one pass.
 
     Layout: ``<rung>/index.m3u8`` + ``init.mp4`` + ``seg_NNNNN.m4s`` per rung, ``audio/`` the
-    same, ``master.m3u8`` (rewritten as rungs gain segments and at the end), ``poster.jpg``,
-    ``storyboard.jpg`` + ``storyboard.vtt``, ``download.mp4``.
+    same, ``master.m3u8`` (written at the start for early playback and again at the end),
+    ``poster.jpg``, ``storyboard.jpg`` + ``storyboard.vtt``, ``download.mp4``.
 
     Raises:
         TranscodeFailed: unreadable, video-less, zero-length, truncated or undecodable input.
@@ -405,165 +580,238 @@ def transcode(
     facts = probe(source)
     on_progress(0.0, "transcoding")
     out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        container = av.open(str(source))
-    except av.error.FFmpegError as exc:
-        raise TranscodeFailed(f"Not a readable video file ({_ffmpeg_reason(exc)}).") from None
-    with container:
-        vstream = container.streams.video[0]
-        vstream.thread_type = "AUTO"
-        if options.decoder_threads:
-            vstream.codec_context.thread_count = options.decoder_threads
-        astream = container.streams.audio[0] if container.streams.audio else None
-        time_base = vstream.time_base or Fraction(1, 90_000)
-        planned = plan_ladder(facts.width, facts.height)
-        videos = [
-            _open_video_output(p, out_dir, facts.fps, time_base, options.preset) for p in planned
-        ]
-        audio = _open_audio_output(out_dir) if astream is not None else None
-        write_master(out_dir, _nominal_renditions(planned), has_audio=audio is not None)
-
-        largest = planned[0]
-        overlay = (
-            _prepare_overlay(options.watermark, largest.width, largest.height)
-            if options.watermark
-            else None
+    planned = plan_ladder(facts.width, facts.height)
+    write_master(out_dir, _nominal_renditions(planned), has_audio=facts.has_audio)
+    with _open_source(source) as container:
+        encoded = _encode_pass(
+            container,
+            facts,
+            out_dir,
+            options,
+            start=0.0,
+            end=None,
+            prefix="",
+            with_audio=True,
+            write_poster=True,
+            on_progress=on_progress,
+            cancelled=cancelled,
         )
-        smallest = planned[-1]
-        thumb_height = even(THUMB_WIDTH * smallest.height / smallest.width)
-        storyboard = _Storyboard(
-            interval=max(2.0, facts.duration / 100),
-            thumb_width=THUMB_WIDTH,
-            thumb_height=thumb_height,
-        )
-        poster_at = min(facts.duration * 0.1, 10.0)
-        poster_written = False
-        start_pts: int | None = None
-        next_keyframe = 0.0
-        half_frame = 0.5 / float(facts.fps)
-        decoded_until = 0.0
-        frames = 0
-        decode_errors = 0
-        last_report = -1.0
-        streams = [s for s in (vstream, astream) if s is not None]
-
-        try:
-            for packet in container.demux(*streams):
-                if cancelled.is_set():
-                    raise TranscodeCancelled()
-                try:
-                    decoded = packet.decode()
-                except av.error.InvalidDataError:
-                    decode_errors += 1
-                    if decode_errors > 50 and frames == 0:
-                        raise TranscodeFailed("The video data is corrupt.") from None
-                    continue
-                for frame in decoded:
-                    if packet.stream is astream:
-                        assert audio is not None
-                        _encode_audio(audio, frame)
-                        continue
-                    assert isinstance(frame, VideoFrame)
-                    if frame.pts is None:
-                        frame.pts = round(frames / facts.fps / time_base) + (start_pts or 0)
-                    if start_pts is None:
-                        start_pts = frame.pts
-                    rel_pts = frame.pts - start_pts
-                    t = float(rel_pts * time_base)
-                    top = frame
-                    if (top.width, top.height, top.format.name) != (
-                        largest.width,
-                        largest.height,
-                        "yuv420p",
-                    ):
-                        top = frame.reformat(
-                            width=largest.width, height=largest.height, format="yuv420p"
-                        )
-                    if overlay is not None:
-                        top = _apply_overlay(top, overlay)
-                    keyframe = t + half_frame >= next_keyframe
-                    if keyframe:
-                        next_keyframe += GOP_SECONDS
-                    current = top
-                    for output in videos:
-                        if (current.width, current.height) != (
-                            output.planned.width,
-                            output.planned.height,
-                        ):
-                            # Cascade: each rung from the next larger one.
-                            current = current.reformat(
-                                width=output.planned.width,
-                                height=output.planned.height,
-                                format="yuv420p",
-                                interpolation="BICUBIC",
-                            )
-                        current.pts = rel_pts
-                        current.time_base = time_base
-                        # Decoded frames keep the source's picture type and x264 would turn
-                        # its I-frames into keyframes: reset, except where we want one.
-                        current.pict_type = PictureType.I if keyframe else PictureType.NONE
-                        for out_packet in output.stream.encode(current):
-                            output.container.mux(out_packet)
-                        output.frames += 1
-                    if not poster_written and t + half_frame >= poster_at:
-                        _write_poster(top, out_dir)
-                        poster_written = True
-                    storyboard.offer(t, current)
-                    frames += 1
-                    decoded_until = t + 1 / float(facts.fps)
-                    if t - last_report >= 0.5:
-                        on_progress(min(99.0, 100 * t / facts.duration), "transcoding")
-                        last_report = t
-            if frames == 0:
-                raise TranscodeFailed("No video frame could be decoded.")
-            if decoded_until < facts.duration * 0.9 - 1:
-                raise TranscodeFailed(
-                    f"The file is truncated: only {decoded_until:.1f} s of "
-                    f"{facts.duration:.1f} s could be decoded."
-                )
-            for output in videos:
-                for out_packet in output.stream.encode(None):
-                    output.container.mux(out_packet)
-            if audio is not None:
-                _flush_audio(audio)
-        finally:
-            for output in videos:
-                output.container.close()
-            if audio is not None:
-                audio.container.close()
-
+    _check_complete(encoded.decoded_until, 0.0, facts.duration)
     on_progress(99.0, "packaging")
-    for output in videos:
+    for output in encoded.outputs:
         _finalize_playlist(output.directory / "index.m3u8")
-    if audio is not None:
-        _finalize_playlist(audio.directory / "index.m3u8")
-    audio_peak, audio_avg = (
-        _measure(audio.directory / "index.m3u8") if audio is not None else (0, 0)
-    )
-    renditions = []
-    for output in videos:
-        peak, average = _measure(output.directory / "index.m3u8")
-        renditions.append(
-            Rendition(
-                name=output.planned.rung.name,
-                width=output.planned.width,
-                height=output.planned.height,
-                bandwidth=peak + audio_peak,
-                average_bandwidth=average + audio_avg,
-                codecs=_codecs_of(output.directory / "init.mp4") or output.planned.rung.codecs,
-            )
-        )
-    write_master(out_dir, renditions, has_audio=audio is not None)
-    has_storyboard = storyboard.write(out_dir, facts.duration)
-    download = _write_download(out_dir, renditions, has_audio=audio is not None)
+    has_audio = encoded.audio is not None
+    if encoded.audio is not None:
+        _finalize_playlist(encoded.audio.directory / "index.m3u8")
+    renditions = _renditions(out_dir, planned, has_audio=has_audio)
+    write_master(out_dir, renditions, has_audio=has_audio)
+    has_storyboard = encoded.storyboard.write(out_dir, facts.duration)
+    download = _write_download(out_dir, renditions, has_audio=has_audio)
     return TranscodeResult(
         probe=facts,
         renditions=renditions,
-        has_audio=audio is not None,
-        poster="poster.jpg" if poster_written else None,
+        has_audio=has_audio,
+        poster="poster.jpg" if (out_dir / "poster.jpg").exists() else None,
         storyboard="storyboard.vtt" if has_storyboard else None,
         download=download,
-        frames=frames,
+        frames=encoded.frames,
+    )
+
+
+def _check_complete(decoded_until: float, start: float, expected_end: float) -> None:
+    if decoded_until < start + (expected_end - start) * 0.9 - 1:
+        raise TranscodeFailed(
+            f"The file is truncated: only {decoded_until:.1f} s of "
+            f"{expected_end:.1f} s could be decoded."
+        )
+
+
+def _renditions(out_dir: Path, planned: list[PlannedRung], *, has_audio: bool) -> list[Rendition]:
+    """Measured peak and average bandwidths of the finished rungs."""
+    audio_peak, audio_avg = _measure(out_dir / "audio" / "index.m3u8") if has_audio else (0, 0)
+    renditions = []
+    for p in planned:
+        directory = out_dir / p.rung.name
+        peak, average = _measure(directory / "index.m3u8")
+        init = next(iter(sorted(directory.glob("*init.mp4"))), None)
+        renditions.append(
+            Rendition(
+                name=p.rung.name,
+                width=p.width,
+                height=p.height,
+                bandwidth=peak + audio_peak,
+                average_bandwidth=average + audio_avg,
+                codecs=(_codecs_of(init) if init else None) or p.rung.codecs,
+            )
+        )
+    return renditions
+
+
+# Parts: long videos encoded by several workers ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PartResult:
+    index: int
+    start: float
+    end: float
+    frames: int
+    thumbs: list[float]  # times of the thumbnails in ``p<index>_thumbs.jpg``, left to right
+
+
+def part_prefix(index: int) -> str:
+    return f"p{index:03d}_"
+
+
+def plan_parts(duration: float, part_seconds: float) -> list[tuple[float, float]]:
+    """Cut points on segment boundaries (so on keyframes): [start, end) per part."""
+    step = max(SEGMENT_SECONDS, round(part_seconds / SEGMENT_SECONDS) * SEGMENT_SECONDS)
+    cuts = []
+    start = 0.0
+    while start < duration:
+        end = min(duration, start + step)
+        if duration - end < SEGMENT_SECONDS:  # no sliver of a last part
+            end = duration
+        cuts.append((start, end))
+        start = end
+    return cuts
+
+
+def transcode_part(
+    source: Path,
+    out_dir: Path,
+    options: TranscodeOptions,
+    *,
+    index: int,
+    start: float,
+    end: float,
+    on_progress: ProgressCallback,
+    cancelled: threading.Event,
+) -> PartResult:
+    """Encode the video of ``[start, end)`` into every rung as ``<rung>/p<index>_index.m3u8``
+    with its own init section and segments (no audio: that is encoded once, by
+    ``transcode_audio``). Part 0 also makes the poster."""
+    facts = probe(source)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    prefix = part_prefix(index)
+    with _open_source(source) as container:
+        encoded = _encode_pass(
+            container,
+            facts,
+            out_dir,
+            options,
+            start=start,
+            end=end,
+            prefix=prefix,
+            with_audio=False,
+            write_poster=index == 0,
+            on_progress=on_progress,
+            cancelled=cancelled,
+        )
+    _check_complete(encoded.decoded_until, start, end)
+    for output in encoded.outputs:
+        playlist = output.directory / f"{prefix}index.m3u8"
+        _finalize_playlist(playlist)
+        # The MP4 muxer counts every output's decode time from zero (and records the part's
+        # start in an edit list); stitched parts need times counted from the video's start.
+        if encoded.first_time:
+            timescale = _track_timescale(output.directory / f"{prefix}init.mp4")
+            ticks = round(encoded.first_time * timescale)
+            for _duration, uri in playlist_segments(playlist.read_text(encoding="utf-8")):
+                _shift_fragments(output.directory / uri, ticks)
+    thumbs = encoded.storyboard.thumbs
+    if thumbs:
+        board = encoded.storyboard
+        strip = Image.new("RGB", (board.thumb_width * len(thumbs), board.thumb_height))
+        for n, (_t, image) in enumerate(thumbs):
+            strip.paste(image, (n * board.thumb_width, 0))
+        strip.save(out_dir / f"{prefix}thumbs.jpg", quality=80)
+    return PartResult(index, start, end, encoded.frames, [t for t, _ in thumbs])
+
+
+def transcode_audio(source: Path, out_dir: Path, *, cancelled: threading.Event) -> bool:
+    """Encode the whole audio track once into ``audio/``; False when there is none."""
+    with _open_source(source) as container:
+        if not container.streams.audio:
+            return False
+        astream = container.streams.audio[0]
+        audio = _open_audio_output(out_dir)
+        try:
+            for packet in container.demux(astream):
+                if cancelled.is_set():
+                    raise TranscodeCancelled()
+                try:
+                    frames = packet.decode()
+                except av.error.InvalidDataError:
+                    continue
+                for frame in frames:
+                    _encode_audio(audio, frame)
+            _flush_audio(audio)
+        finally:
+            audio.container.close()
+    _finalize_playlist(out_dir / "audio" / "index.m3u8")
+    return True
+
+
+def stitch(
+    out_dir: Path, facts: Probe, parts: list[PartResult], *, has_audio: bool
+) -> TranscodeResult:
+    """Join the parts' playlists into one VOD playlist per rung, then master, storyboard and
+    download. ``out_dir`` holds every part's files and the audio rendition."""
+    planned = plan_ladder(facts.width, facts.height)
+    parts = sorted(parts, key=lambda p: p.index)
+    for p in planned:
+        directory = out_dir / p.rung.name
+        lines: list[str] = []
+        longest = 0.0
+        first_config = _avc_config(directory / f"{part_prefix(parts[0].index)}init.mp4")
+        for n, part in enumerate(parts):
+            prefix = part_prefix(part.index)
+            text = (directory / f"{prefix}index.m3u8").read_text()
+            # Parts encoded with one configuration share the first part's init section: one
+            # continuous fMP4 stream (segments carry absolute decode times), which every
+            # player handles. Should a part differ, it gets its own, behind a discontinuity.
+            if n == 0:
+                lines.append(f'#EXT-X-MAP:URI="{prefix}init.mp4"')
+            elif _avc_config(directory / f"{prefix}init.mp4") != first_config:
+                lines.extend(["#EXT-X-DISCONTINUITY", f'#EXT-X-MAP:URI="{prefix}init.mp4"'])
+            for duration, uri in playlist_segments(text):
+                lines.extend([f"#EXTINF:{duration:.6f},", uri])
+                longest = max(longest, duration)
+        header = [
+            "#EXTM3U",
+            "#EXT-X-VERSION:7",
+            f"#EXT-X-TARGETDURATION:{math.ceil(longest)}",
+            "#EXT-X-MEDIA-SEQUENCE:0",
+            "#EXT-X-PLAYLIST-TYPE:VOD",
+            "#EXT-X-INDEPENDENT-SEGMENTS",
+        ]
+        (directory / "index.m3u8").write_text("\n".join([*header, *lines, "#EXT-X-ENDLIST"]) + "\n")
+    renditions = _renditions(out_dir, planned, has_audio=has_audio)
+    write_master(out_dir, renditions, has_audio=has_audio)
+    board = _Storyboard(
+        interval=max(2.0, facts.duration / 100),
+        thumb_width=THUMB_WIDTH,
+        thumb_height=even(THUMB_WIDTH * planned[-1].height / planned[-1].width),
+    )
+    for part in parts:
+        strip_path = out_dir / f"{part_prefix(part.index)}thumbs.jpg"
+        if not part.thumbs or not strip_path.exists():
+            continue
+        with Image.open(strip_path) as strip:
+            for n, t in enumerate(part.thumbs):
+                box = (n * board.thumb_width, 0, (n + 1) * board.thumb_width, board.thumb_height)
+                board.thumbs.append((t, strip.crop(box)))
+    has_storyboard = board.write(out_dir, facts.duration)
+    download = _write_download(out_dir, renditions, has_audio=has_audio)
+    return TranscodeResult(
+        probe=facts,
+        renditions=renditions,
+        has_audio=has_audio,
+        poster="poster.jpg" if (out_dir / "poster.jpg").exists() else None,
+        storyboard="storyboard.vtt" if has_storyboard else None,
+        download=download,
+        frames=sum(p.frames for p in parts),
     )
 
 
@@ -631,12 +879,18 @@ def _finalize_playlist(path: Path) -> None:
     text = text.replace("#EXT-X-PLAYLIST-TYPE:EVENT", "#EXT-X-PLAYLIST-TYPE:VOD")
     if "#EXT-X-ENDLIST" not in text:
         text = text.rstrip("\n") + "\n#EXT-X-ENDLIST\n"
-    tmp = path.with_name(".index.m3u8.tmp")
+    tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
 
 
 _EXTINF = re.compile(r"#EXTINF:([0-9.]+)")
+_MAP = re.compile(r'#EXT-X-MAP:URI="([^"]+)"')
+
+
+def playlist_maps(text: str) -> list[str]:
+    """URIs of the init sections a media playlist names, in order (parts each have one)."""
+    return _MAP.findall(text)
 
 
 def playlist_segments(text: str) -> list[tuple[float, str]]:
@@ -663,11 +917,68 @@ def _measure(playlist: Path) -> tuple[int, int]:
         total_time += duration
         if duration > 0.5:  # a short tail segment would overstate the peak
             peak = max(peak, size * 8 / duration)
-    init = playlist.parent / "init.mp4"
-    if init.exists():
-        total_bits += init.stat().st_size * 8
+    for init in playlist_maps(playlist.read_text(encoding="utf-8")):
+        total_bits += (playlist.parent / init).stat().st_size * 8
     average = total_bits / total_time if total_time else 0
     return int(max(peak, average)), int(average)
+
+
+def _boxes(data: bytes | bytearray, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """(type, payload start, box end) of the ISO-BMFF boxes in ``data[start:end]``."""
+    at = start
+    while at + 8 <= end:
+        size = int.from_bytes(data[at : at + 4], "big")
+        kind = bytes(data[at + 4 : at + 8])
+        header = 8
+        if size == 1:
+            size = int.from_bytes(data[at + 8 : at + 16], "big")
+            header = 16
+        elif size == 0:
+            size = end - at
+        if size < header:
+            return
+        yield kind, at + header, at + size
+        at += size
+
+
+def _shift_fragments(segment: Path, ticks: int) -> None:
+    """Add ``ticks`` to the base decode time (tfdt) of every fragment of an fMP4 segment."""
+    data = bytearray(segment.read_bytes())
+    for kind, body, end in _boxes(data, 0, len(data)):
+        if kind != b"moof":
+            continue
+        for traf_kind, traf_body, traf_end in _boxes(data, body, end):
+            if traf_kind != b"traf":
+                continue
+            for box_kind, box_body, _box_end in _boxes(data, traf_body, traf_end):
+                if box_kind != b"tfdt":
+                    continue
+                width = 8 if data[box_body] == 1 else 4
+                at = box_body + 4
+                value = int.from_bytes(data[at : at + width], "big") + ticks
+                data[at : at + width] = value.to_bytes(width, "big")
+    tmp = segment.with_name(f".{segment.name}.tmp")
+    tmp.write_bytes(bytes(data))
+    tmp.replace(segment)
+
+
+def _track_timescale(init: Path) -> int:
+    """The media timescale (mdhd) of the video track of an init section."""
+    data = init.read_bytes()
+    at = data.find(b"mdhd")
+    version = data[at + 4]
+    offset = at + 4 + 4 + (16 if version == 1 else 8)
+    return int.from_bytes(data[offset : offset + 4], "big")
+
+
+def _avc_config(init: Path) -> bytes:
+    """The avcC box (SPS and PPS): what decides whether two init sections are interchangeable."""
+    data = init.read_bytes()
+    at = data.find(b"avcC")
+    if at < 4:
+        return data
+    size = int.from_bytes(data[at - 4 : at], "big")
+    return data[at - 4 : at - 4 + size]
 
 
 def _codecs_of(init: Path) -> str | None:
@@ -697,9 +1008,19 @@ def _write_download(out_dir: Path, renditions: list[Rendition], *, has_audio: bo
             for source in inputs:
                 stream = source.streams[0]
                 mapping[source] = output.add_stream_from_template(stream)
+            last_dts: dict[InputContainer, int] = {}
             for source, packet in _interleave(inputs):
                 if packet.dts is None:
                     continue
+                # Separately encoded parts each start their decode clock a B-frame delay
+                # before their first picture, overlapping the previous part's last DTS by a
+                # frame or two; nudge those by a tick (PTS, what viewers see, is untouched).
+                previous = last_dts.get(source)
+                if previous is not None and packet.dts <= previous:
+                    packet.dts = previous + 1
+                    if packet.pts is not None and packet.pts < packet.dts:
+                        packet.pts = packet.dts
+                last_dts[source] = packet.dts
                 packet.stream = mapping[source]
                 output.mux(packet)
         for source in inputs:
@@ -712,11 +1033,13 @@ def _write_download(out_dir: Path, renditions: list[Rendition], *, has_audio: bo
 
 
 def _concatenate(directory: Path) -> Path:
-    """init.mp4 followed by every segment is a valid fragmented MP4."""
-    segments = playlist_segments((directory / "index.m3u8").read_text(encoding="utf-8"))
+    """An init section followed by every segment is a valid fragmented MP4. Parts encoded
+    separately share one encoder configuration, so the first part's init serves them all."""
+    text = (directory / "index.m3u8").read_text(encoding="utf-8")
+    segments = playlist_segments(text)
     target = directory.parent / f".{directory.name}.joined.mp4"
     with target.open("wb") as out:
-        out.write((directory / "init.mp4").read_bytes())
+        out.write((directory / playlist_maps(text)[0]).read_bytes())
         for _duration, uri in segments:
             out.write((directory / uri).read_bytes())
     return target

@@ -56,12 +56,13 @@ def make_clip(
 
 def keyframe_times(playlist_dir: Path) -> list[float]:
     """Presentation times of the keyframes of one HLS rendition (init + segments joined)."""
-    from media.transcode import playlist_segments
+    from media.transcode import playlist_maps, playlist_segments
 
-    segments = playlist_segments((playlist_dir / "index.m3u8").read_text())
+    text = (playlist_dir / "index.m3u8").read_text()
+    segments = playlist_segments(text)
     joined = playlist_dir.parent / f"{playlist_dir.name}.joined.mp4"
     with joined.open("wb") as out:
-        out.write((playlist_dir / "init.mp4").read_bytes())
+        out.write((playlist_dir / playlist_maps(text)[0]).read_bytes())
         for _duration, uri in segments:
             out.write((playlist_dir / uri).read_bytes())
     with av.open(str(joined)) as container:

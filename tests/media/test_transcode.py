@@ -16,6 +16,7 @@ from media.transcode import (
     TranscodeOptions,
     Watermark,
     playlist_segments,
+    probe,
     transcode,
 )
 from tests.media.clips import count_frames, keyframe_times, make_clip
@@ -237,3 +238,63 @@ def test_cancellation_stops_the_encoder(tmp_path: Path) -> None:
 
     with pytest.raises(TranscodeCancelled):
         run(source, tmp_path / "out", on_progress=on_progress, cancelled=cancelled)
+
+
+def test_parts_plan_on_segment_boundaries() -> None:
+    from media.transcode import plan_parts
+
+    assert plan_parts(40, 12) == [(0, 12), (12, 24), (24, 40)]
+    assert plan_parts(30, 12) == [(0, 12), (12, 24), (24, 30)]
+    assert plan_parts(12, 100) == [(0, 12)]
+    assert plan_parts(100, 20) == [(0, 18), (18, 36), (36, 54), (54, 72), (72, 90), (90, 100)]
+
+
+def test_parts_encoded_separately_stitch_into_every_frame(tmp_path: Path) -> None:
+    """A long video split at keyframes, each part encoded on its own (as separate workers
+    would), audio once, then stitched: every frame is there, once, in order, and it plays."""
+    from media.transcode import plan_parts, stitch, transcode_audio, transcode_part
+
+    seconds, fps = 40, 30
+    source = make_clip(tmp_path / "in.mp4", seconds=seconds, fps=fps)
+    facts = probe(source)
+    out = tmp_path / "out"
+    parts = []
+    # Out of order on purpose: parts do not depend on each other.
+    for index, (start, end) in reversed(list(enumerate(plan_parts(facts.duration, 12)))):
+        parts.append(
+            transcode_part(
+                source,
+                out,
+                FAST,
+                index=index,
+                start=start,
+                end=end,
+                on_progress=lambda p, s: None,
+                cancelled=threading.Event(),
+            )
+        )
+    assert transcode_audio(source, out, cancelled=threading.Event())
+    result = stitch(out, facts, parts, has_audio=True)
+
+    assert result.frames == seconds * fps
+    assert sorted(p.frames for p in parts) == [360, 360, 480]
+    playlist = (out / "240p" / "index.m3u8").read_text()
+    # One configuration, so one init section for the whole stream.
+    assert playlist.count("#EXT-X-MAP") == 1
+    assert "#EXT-X-DISCONTINUITY" not in playlist
+    assert [round(d) for d, _ in playlist_segments(playlist)] == [6, 6, 6, 6, 6, 6, 4]
+    # Played through its playlist: every frame once, in order, evenly spaced.
+    with av.open(str(out / "240p" / "index.m3u8")) as hls:
+        times = [round(float(f.pts * f.time_base) * fps) for f in hls.decode(video=0)]
+    assert times == list(range(times[0], times[0] + seconds * fps))
+    # The same GOP grid as a single pass.
+    assert [
+        round(t - keyframe_times(out / "240p")[0], 3) for t in keyframe_times(out / "240p")
+    ] == [float(t) for t in range(0, seconds, 2)]
+    assert count_frames(out / "download.mp4") == seconds * fps
+    master = (out / "master.m3u8").read_text()
+    assert "AVERAGE-BANDWIDTH=" in master
+    assert "#EXT-X-MEDIA:TYPE=AUDIO" in master
+    vtt = (out / "storyboard.vtt").read_text()
+    assert vtt.count("-->") == 20  # every 2 s, across the parts
+    assert (out / "poster.jpg").exists()

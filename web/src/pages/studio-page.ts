@@ -371,7 +371,7 @@ export class StudioPage extends LitElement {
           <input
             id="upload-watermark"
             data-testid="upload-watermark-text"
-            maxlength="100"
+            maxlength="80"
             autocomplete="off"
             aria-describedby="upload-watermark-hint"
             .value=${this.watermarkText}

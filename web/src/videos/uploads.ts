@@ -499,8 +499,19 @@ function problemDetail(response: HttpResponse): string | null {
   try {
     const body = response.getBody();
     if (!body) return null;
-    const parsed = JSON.parse(body) as { detail?: unknown; title?: unknown };
-    if (typeof parsed.detail === "string" && parsed.detail) return parsed.detail;
+    const parsed = JSON.parse(body) as { detail?: unknown; title?: unknown; errors?: unknown };
+    // A 422 names the metadata fields it rejected (title, watermark_text, ...).
+    const fields = Array.isArray(parsed.errors)
+      ? parsed.errors
+          .map((e: { field?: unknown; message?: unknown }) =>
+            typeof e?.message === "string" ? `${typeof e.field === "string" ? `${e.field}: ` : ""}${e.message}` : "",
+          )
+          .filter(Boolean)
+      : [];
+    const detail = typeof parsed.detail === "string" && parsed.detail ? parsed.detail : null;
+    const missing = fields.filter((f) => !detail?.includes(f.replace(/^[^:]*: /, "")));
+    if (missing.length) return `${detail ?? "Some details were not accepted."} ${missing.join("; ")}.`;
+    if (detail) return detail;
     if (typeof parsed.title === "string" && parsed.title) return parsed.title;
   } catch {
     // Not JSON (a proxy's error page, for instance).
