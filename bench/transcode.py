@@ -52,7 +52,7 @@ from media.ladder import (
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = ROOT / "var" / "bench"
-RECIPE = 1  # bump when a source recipe changes: the cached files are named after it
+RECIPE = 2  # bump when a source recipe changes: the cached files are named after it
 SOURCES = ("lecture", "hard")
 POLL_SECONDS = 0.05
 FONT_CANDIDATES = (
@@ -152,7 +152,7 @@ def _hard_graph() -> str:
 class SourceRecipe:
     graph: Callable[[], str]
     audio: str
-    crf: int
+    rate_control: tuple[str, ...]  # x264 options of the source encode
 
 
 RECIPES: dict[str, SourceRecipe] = {
@@ -162,12 +162,13 @@ RECIPES: dict[str, SourceRecipe] = {
             f"aevalsrc=0.2*sin(2*PI*220*t)*(0.6+0.4*sin(2*PI*0.5*t))|"
             f"0.2*sin(2*PI*330*t)*(0.6+0.4*cos(2*PI*0.3*t)):s={AUDIO_RATE}"
         ),
-        crf=15,
+        # A bitrate, not a CRF: with faint noise, the CRF-to-bitrate curve has a cliff.
+        rate_control=("-b:v", "11M", "-maxrate", "14M", "-bufsize", "22M"),
     ),
     "hard": SourceRecipe(
         graph=_hard_graph,
         audio=f"anoisesrc=c=pink:a=0.1:r={AUDIO_RATE},pan=stereo|c0=c0|c1=0.8*c0",
-        crf=21,
+        rate_control=("-crf", "21"),
     ),
 }
 
@@ -200,7 +201,7 @@ def ensure_source(name: str, seconds: int, timeout: float) -> SourceInfo:
             *("-filter_complex", recipe.graph()),
             *("-f", "lavfi", "-i", recipe.audio),
             *("-map", "[v]", "-map", "0:a", "-t", str(seconds)),
-            *("-c:v", "libx264", "-preset", "veryfast", "-crf", str(recipe.crf)),
+            *("-c:v", "libx264", "-preset", "veryfast", *recipe.rate_control),
             *("-pix_fmt", "yuv420p", "-r", "30"),
             *("-c:a", "aac", "-b:a", "160k", "-ac", "2", "-ar", str(AUDIO_RATE)),
             *("-movflags", "+faststart", str(partial)),
@@ -316,6 +317,25 @@ def _busy_cpu_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
+def wait_for_idle(max_wait: float, threshold_cores: float = 0.3) -> float:
+    """Wait (at most ``max_wait`` s) until the rest of the machine uses under
+    ``threshold_cores`` of CPU; returns the last load seen, in cores."""
+    deadline = time.monotonic() + max_wait
+    warned = False
+    while True:
+        busy, own, started = _busy_cpu_seconds(), time.process_time(), time.monotonic()
+        time.sleep(1.0)
+        spent = _busy_cpu_seconds() - busy - (time.process_time() - own)
+        load = max(0.0, spent / (time.monotonic() - started))
+        if load <= threshold_cores or time.monotonic() >= deadline:
+            if load > threshold_cores:
+                note(f"warning: the machine is still busy ({load:.2f} cores); measuring anyway")
+            return round(load, 2)
+        if not warned:
+            note(f"other processes use {load:.2f} cores: waiting up to {max_wait:.0f} s ...")
+            warned = True
+
+
 @dataclass
 class RunFigures:
     wall_s: float
@@ -327,6 +347,7 @@ class RunFigures:
     first_playable_s: float | None
     first_playable_with_audio_s: float | None
     background_cpu_s: float  # CPU used by anything else on the machine during the run
+    background_cores_before: float  # load from other processes just before the run
     output_mb: float
     phases: dict[str, float] | None = None
 
@@ -343,18 +364,17 @@ def run_measured(
     seconds: float,
     timeout: float,
     label: str,
-    env: dict[str, str] | None = None,
+    idle_wait: float,
 ) -> RunFigures:
     """Run ``command`` alone, poll ``out_dir`` every 50 ms, reap it with its own rusage."""
+    background_before = wait_for_idle(idle_wait)
     log_path = out_dir.parent / f"{out_dir.name}.stderr.log"
     watcher = PlayableWatcher(out_dir, rungs)
     own_before = time.process_time()
     busy_before = _busy_cpu_seconds()
     with log_path.open("wb") as log:
         started = time.monotonic()
-        proc = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd=ROOT
-        )
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=ROOT)
         reaped = False
         try:
             while True:
@@ -398,12 +418,18 @@ def run_measured(
             None if watcher.with_audio is None else round(watcher.with_audio, 2)
         ),
         background_cpu_s=round(max(0.0, busy - cpu - own), 2),
+        background_cores_before=background_before,
         output_mb=round(size / 1e6, 1),
     )
 
 
 def run_cohort(
-    source: SourceInfo, out_dir: Path, rungs: list[str], preset: str, timeout: float
+    source: SourceInfo,
+    out_dir: Path,
+    rungs: list[str],
+    preset: str,
+    timeout: float,
+    idle_wait: float,
 ) -> RunFigures:
     result_file = out_dir.parent / f"{out_dir.name}.result.json"
     command = [
@@ -420,6 +446,7 @@ def run_cohort(
         seconds=source.seconds,
         timeout=timeout,
         label="cohort",
+        idle_wait=idle_wait,
     )
     try:
         child = json.loads(result_file.read_text(encoding="utf-8"))
@@ -479,7 +506,12 @@ def ffmpeg_command(
 
 
 def run_ffmpeg(
-    source: SourceInfo, out_dir: Path, planned: list[PlannedRung], preset: str, timeout: float
+    source: SourceInfo,
+    out_dir: Path,
+    planned: list[PlannedRung],
+    preset: str,
+    timeout: float,
+    idle_wait: float,
 ) -> RunFigures:
     return run_measured(
         ffmpeg_command(source, out_dir, planned, preset),
@@ -488,6 +520,7 @@ def run_ffmpeg(
         seconds=source.seconds,
         timeout=timeout,
         label="ffmpeg",
+        idle_wait=idle_wait,
     )
 
 
@@ -656,9 +689,13 @@ def bench_source(
             try:
                 note(f"{source.name}: {tool} run {run + 1}/{args.runs} ...")
                 if tool == "cohort":
-                    result = run_cohort(source, out_dir, rung_names, args.preset, timeout)
+                    result = run_cohort(
+                        source, out_dir, rung_names, args.preset, timeout, args.idle_wait
+                    )
                 else:
-                    result = run_ffmpeg(source, out_dir, planned, args.preset, timeout)
+                    result = run_ffmpeg(
+                        source, out_dir, planned, args.preset, timeout, args.idle_wait
+                    )
                 note(f"{source.name}: {tool} run {run + 1}: {json.dumps(result.as_json())}")
                 figures[tool].append(result)
                 if run == 0 and not args.no_quality:
@@ -774,6 +811,12 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=0,
         help="compare only the first N seconds of each rung (default 0: all of it)",
+    )
+    parser.add_argument(
+        "--idle-wait",
+        type=float,
+        default=120,
+        help="before each timed run, wait up to N s for other load to stop (default 120)",
     )
     parser.add_argument("--no-quality", action="store_true", help="skip PSNR/SSIM")
     parser.add_argument(

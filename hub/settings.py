@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     transcode_preset: Literal[
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"
     ] = Field(default="veryfast", description="x264 preset of every rung")
+    transcode_part_seconds: int = Field(
+        default=300,
+        ge=0,
+        description="videos over 1.5x this are encoded in parts by several workers (0: never)",
+    )
     worker_concurrency: int = Field(default=1, ge=1, le=16, description="transcodes at once")
     job_attempts: int = Field(default=3, ge=1, le=10)
     job_backoff_seconds: float = Field(default=5.0, ge=0)

@@ -9,16 +9,40 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "cohort-transcode"
 
-# (video id, attempt number starting at 1)
-JobHandler = Callable[[str, int], Awaitable[None]]
-# (video id, reason): called once when a job has failed for good
-FailureHandler = Callable[[str, str], Awaitable[None]]
+JobKind = Literal["video", "part", "audio", "stitch"]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One unit of work on a video: the whole job (which may fan out), one part of a long
+    video, its audio, or the stitching of the parts."""
+
+    video_id: str
+    kind: JobKind = "video"
+    part: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.video_id}:{self.kind}:{self.part}"
+
+    def as_data(self) -> dict[str, Any]:
+        return {"video_id": self.video_id, "kind": self.kind, "part": self.part}
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Job:
+        return cls(str(data["video_id"]), data.get("kind", "video"), int(data.get("part", 0)))
+
+
+# (job, attempt number starting at 1)
+JobHandler = Callable[[Job, int], Awaitable[None]]
+# (job, reason): called once when a job has failed for good
+FailureHandler = Callable[[Job, str], Awaitable[None]]
 
 
 class PermanentJobError(Exception):
@@ -36,7 +60,7 @@ class RetryPolicy:
 
 
 class JobQueue(Protocol):
-    async def enqueue(self, video_id: str) -> None: ...
+    async def enqueue(self, job: Job) -> None: ...
 
     async def start_workers(
         self, handler: JobHandler, on_failure: FailureHandler, concurrency: int
@@ -53,15 +77,15 @@ class InProcessJobQueue:
 
     def __init__(self, policy: RetryPolicy) -> None:
         self._policy = policy
-        self._queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[Job, int]] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._queued: set[str] = set()
 
-    async def enqueue(self, video_id: str) -> None:
-        if video_id in self._queued:
+    async def enqueue(self, job: Job) -> None:
+        if job.key in self._queued:
             return
-        self._queued.add(video_id)
-        await self._queue.put((video_id, 1))
+        self._queued.add(job.key)
+        await self._queue.put((job, 1))
 
     async def start_workers(
         self, handler: JobHandler, on_failure: FailureHandler, concurrency: int
@@ -74,32 +98,32 @@ class InProcessJobQueue:
 
     async def _work(self, handler: JobHandler, on_failure: FailureHandler) -> None:
         while True:
-            video_id, attempt = await self._queue.get()
-            self._queued.discard(video_id)
+            job, attempt = await self._queue.get()
+            self._queued.discard(job.key)
             try:
-                await handler(video_id, attempt)
+                await handler(job, attempt)
             except asyncio.CancelledError:
                 raise
             except PermanentJobError as exc:
-                await on_failure(video_id, str(exc))
+                await on_failure(job, str(exc))
             except Exception as exc:
                 if attempt >= self._policy.attempts:
-                    log.warning("job failed for good", extra={"video_id": video_id})
-                    await on_failure(video_id, _reason(exc))
+                    log.warning("job failed for good", extra={"job": job.key})
+                    await on_failure(job, _reason(exc))
                 else:
                     log.warning(
                         "job failed; retrying",
-                        extra={"video_id": video_id, "attempt": attempt, "error": str(exc)},
+                        extra={"job": job.key, "attempt": attempt, "error": str(exc)},
                     )
-                    self._retry_later(video_id, attempt + 1, self._policy.delay(attempt))
+                    self._retry_later(job, attempt + 1, self._policy.delay(attempt))
 
-    def _retry_later(self, video_id: str, attempt: int, delay: float) -> None:
+    def _retry_later(self, job: Job, attempt: int, delay: float) -> None:
         async def later() -> None:
             await asyncio.sleep(delay)
-            self._queued.add(video_id)
-            await self._queue.put((video_id, attempt))
+            self._queued.add(job.key)
+            await self._queue.put((job, attempt))
 
-        task = asyncio.create_task(later(), name=f"retry-{video_id}")
+        task = asyncio.create_task(later(), name=f"retry-{job.key}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -128,10 +152,10 @@ class BullMQJobQueue:
         self._queue = Queue(QUEUE_NAME, {"connection": redis_url, "prefix": self._prefix})
         self._worker: Any = None
 
-    async def enqueue(self, video_id: str) -> None:
+    async def enqueue(self, job: Job) -> None:
         await self._queue.add(
-            "transcode",
-            {"video_id": video_id},
+            job.kind,
+            job.as_data(),
             {
                 "attempts": self._policy.attempts,
                 "backoff": {
@@ -150,17 +174,17 @@ class BullMQJobQueue:
 
         policy = self._policy
 
-        async def process(job: Any, token: str) -> None:
-            video_id = str(job.data["video_id"])
-            attempt = int(job.attemptsMade) + 1
+        async def process(bull_job: Any, token: str) -> None:
+            job = Job.from_data(bull_job.data)
+            attempt = int(bull_job.attemptsMade) + 1
             try:
-                await handler(video_id, attempt)
+                await handler(job, attempt)
             except PermanentJobError as exc:
-                await on_failure(video_id, str(exc))
+                await on_failure(job, str(exc))
                 raise UnrecoverableError(str(exc)) from None
             except Exception as exc:
                 if attempt >= policy.attempts:
-                    await on_failure(video_id, _reason(exc))
+                    await on_failure(job, _reason(exc))
                 raise
 
         if self._worker is not None:

@@ -10,7 +10,9 @@ import re
 import shutil
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +25,27 @@ from hub.db import Database
 from hub.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from hub.identity.manager import Principal
 from hub.identity.models import User
-from media.jobs import JobQueue, PermanentJobError
+from media.jobs import Job, JobQueue, PermanentJobError
 from media.models import Video
 from media.playback import Entitlement, PlaybackSigner
 from media.progress import Progress, ProgressStore
-from media.storage import PROCESSED_PREFIX, RAW_PREFIX, Storage
+from media.storage import PARTS_PREFIX, PROCESSED_PREFIX, RAW_PREFIX, Storage
 from media.transcode import (
+    PartResult,
+    Probe,
     TranscodeCancelled,
     TranscodeFailed,
     TranscodeOptions,
     TranscodeResult,
     Watermark,
+    plan_parts,
+    playlist_maps,
     playlist_segments,
+    probe,
+    stitch,
     transcode,
+    transcode_audio,
+    transcode_part,
 )
 
 log = logging.getLogger(__name__)
@@ -59,6 +69,7 @@ class MediaConfig:
     work_dir: Path
     preset: str
     max_upload_bytes: int
+    part_seconds: int = 0  # longer videos are encoded in parts of this length (0: never)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +144,7 @@ class VideoManager:
         self._entitlement = entitlement
         self._clock = clock
         self._config = config
-        self._running: dict[str, threading.Event] = {}
+        self._running: dict[str, set[threading.Event]] = {}
 
     # Uploading -----------------------------------------------------------------------------
 
@@ -188,7 +199,7 @@ class VideoManager:
         )
         async with self._db.transaction() as s:
             s.add(video)
-        await self.queue.enqueue(video_id)
+        await self.queue.enqueue(Job(video_id))
         await self._notify(video, "video.queued")
         return video
 
@@ -261,15 +272,14 @@ class VideoManager:
         await self._progress.clear(video_id)
 
     async def _remove_files(self, video_id: str) -> None:
-        await self._storage.delete_prefix(f"{RAW_PREFIX}{video_id}/")
-        await self._storage.delete_prefix(f"{PROCESSED_PREFIX}{video_id}/")
+        for prefix in (RAW_PREFIX, PROCESSED_PREFIX, PARTS_PREFIX):
+            await self._storage.delete_prefix(f"{prefix}{video_id}/")
 
     async def listen_for_cancellations(self) -> None:
         """Runs for the life of a worker: cancels jobs of videos deleted on any hub."""
         async with await self._broker.subscribe(CANCEL_CHANNEL) as subscription:
             async for message in subscription:
-                event = self._running.get(message.data.decode())
-                if event is not None:
+                for event in self._running.get(message.data.decode(), ()):
                     event.set()
 
     async def resume_unfinished(self) -> int:
@@ -280,80 +290,256 @@ class VideoManager:
                 await s.scalars(select(Video.id).where(Video.status.in_(("queued", "processing"))))
             )
         for video_id in ids:
-            await self.queue.enqueue(video_id)
+            await self.queue.enqueue(Job(video_id))
         return len(ids)
 
-    # Processing (the job) ------------------------------------------------------------------
+    # Processing (the jobs) -----------------------------------------------------------------
 
-    async def process(self, video_id: str, attempt: int) -> None:
-        """Transcode one video and publish it. Safe to run again after a crash: it starts
-        over from the raw upload.
+    async def process(self, job: Job, attempt: int) -> None:
+        """Run one job. Safe to run again after a crash: work starts over from the raw upload
+        (and, for a video in parts, from the parts not yet done).
 
         Raises:
             PermanentJobError: the input can never work (no video, corrupt, ...).
         """
-        video = await self._load(video_id)
-        if video is None or video.status == "ready":
+        video = await self._load(job.video_id)
+        if video is None or video.status in ("ready", "failed"):
             return
-        await self._update(video_id, status="processing", stage="probing", attempts=attempt)
-        await self._progress.set(video_id, Progress(0.0, "probing"))
-        work = self._config.work_dir / video_id
+        work = self._config.work_dir / job.key.replace(":", "-")
         shutil.rmtree(work, ignore_errors=True)
         out_dir = work / "out"
         out_dir.mkdir(parents=True)
         cancelled = threading.Event()
-        self._running[video_id] = cancelled
-        publisher = _Publisher(self, video, out_dir)
-        reporter = _ProgressReporter(self, video)
+        self._running.setdefault(video.id, set()).add(cancelled)
         try:
-            source = await self._local_copy(video.source_key, work / "source")
-            options = await self._transcode_options(video, work)
-            loop = asyncio.get_running_loop()
-            tasks = [
-                asyncio.create_task(publisher.run(), name=f"publish-{video_id}"),
-                asyncio.create_task(reporter.run(), name=f"progress-{video_id}"),
-            ]
-            try:
-                result = await asyncio.to_thread(
-                    transcode,
-                    source,
-                    out_dir,
-                    options,
-                    on_progress=lambda p, s: _call_soon(loop, reporter.update, p, s),
-                    cancelled=cancelled,
-                )
-            finally:
-                for task in tasks:
-                    task.cancel()
-                for task in tasks:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-            if await self._load(video_id) is None:
-                raise TranscodeCancelled()
-            await publisher.publish_all(final=True)
-            await self._finish(video, result, publisher.assets)
+            if job.kind == "video":
+                await self._run_whole(video, attempt, work, out_dir, cancelled)
+            elif job.kind == "part":
+                await self._run_part(video, job.part, work, out_dir, cancelled)
+            elif job.kind == "audio":
+                await self._run_audio(video, work, out_dir, cancelled)
+            else:
+                await self._run_stitch(video, out_dir)
         except TranscodeCancelled:
-            log.info("transcode cancelled", extra={"video_id": video_id})
-            await self._remove_files(video_id)
+            log.info("transcode cancelled", extra={"job": job.key})
+            await self._remove_files(video.id)
             await self._notify(video, "video.cancelled")
         except TranscodeFailed as exc:
             raise PermanentJobError(str(exc)) from None
         except Exception as exc:
             log.warning(
                 "transcode attempt failed",
-                extra={"video_id": video_id, "attempt": attempt, "error": repr(exc)},
+                extra={"job": job.key, "attempt": attempt, "error": repr(exc)},
                 exc_info=True,
             )
-            await self._update(video_id, status="queued", stage="retrying")
+            if job.kind == "video":
+                await self._update(video.id, status="queued", stage="retrying")
             raise
         finally:
-            self._running.pop(video_id, None)
+            running = self._running.get(video.id)
+            if running is not None:
+                running.discard(cancelled)
+                if not running:
+                    del self._running[video.id]
             shutil.rmtree(work, ignore_errors=True)
 
-    async def fail(self, video_id: str, reason: str) -> None:
-        """The job failed for good: say why on the video."""
-        video = await self._update(video_id, status="failed", stage="failed", error=reason)
-        await self._progress.clear(video_id)
+    async def _run_whole(
+        self, video: Video, attempt: int, work: Path, out_dir: Path, cancelled: threading.Event
+    ) -> None:
+        if "parts" in video.options:
+            await self._resume_parts(video)
+            return
+        await self._update(video.id, status="processing", stage="probing", attempts=attempt)
+        await self._progress.set(video.id, Progress(0.0, "probing"))
+        source = await self._local_copy(video.source_key, work / "source")
+        facts = await asyncio.to_thread(probe, source)
+        part_seconds = self._config.part_seconds
+        if part_seconds and facts.duration > part_seconds * 1.5:
+            await self._split(video, facts)
+            return
+        options = await self._transcode_options(video, work)
+        publisher = _Publisher(self, video, out_dir)
+        reporter = _ProgressReporter(self, video)
+        result = await self._in_thread(
+            transcode, source, out_dir, options, reporter, cancelled, publisher=publisher
+        )
+        if await self._load(video.id) is None:
+            raise TranscodeCancelled()
+        await publisher.publish_all(final=True)
+        await self._finish(video, result, publisher.assets)
+
+    async def _in_thread(
+        self,
+        fn: Any,
+        source: Path,
+        out_dir: Path,
+        options: TranscodeOptions,
+        reporter: _ProgressReporter,
+        cancelled: threading.Event,
+        *,
+        publisher: _Publisher | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Run an encoder function in a worker thread, with progress (and publishing)."""
+        loop = asyncio.get_running_loop()
+        tasks = [asyncio.create_task(reporter.run(), name="progress")]
+        if publisher is not None:
+            tasks.append(asyncio.create_task(publisher.run(), name="publish"))
+        try:
+            return await asyncio.to_thread(
+                fn,
+                source,
+                out_dir,
+                options,
+                on_progress=lambda p, s: _call_soon(loop, reporter.update, p, s),
+                cancelled=cancelled,
+                **kwargs,
+            )
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    # Long videos: parts on several workers, audio once, then stitched ----------------------
+
+    async def _split(self, video: Video, facts: Probe) -> None:
+        plan = plan_parts(facts.duration, self._config.part_seconds)
+        state = {
+            "probe": {
+                "duration": facts.duration,
+                "width": facts.width,
+                "height": facts.height,
+                "fps": str(facts.fps),
+                "has_audio": facts.has_audio,
+                "video_codec": facts.video_codec,
+            },
+            "plan": [[start, end] for start, end in plan],
+            "done": {},
+        }
+        stage = f"encoding {len(plan)} parts"
+        updated = await self._update(
+            video.id, stage=stage, options={**video.options, "parts": state}
+        )
+        await self._progress.set(video.id, Progress(0.0, stage))
+        log.info("video split into parts", extra={"video_id": video.id, "parts": len(plan)})
+        if updated is not None:
+            await self._resume_parts(updated)
+
+    async def _resume_parts(self, video: Video) -> None:
+        """Queue whatever of a split video is not done yet (or the stitch, if all is)."""
+        state = video.options["parts"]
+        done = state["done"]
+        missing = [
+            Job(video.id, "part", n) for n in range(len(state["plan"])) if str(n) not in done
+        ]
+        if "audio" not in done:
+            missing.append(Job(video.id, "audio"))
+        for job in missing or [Job(video.id, "stitch")]:
+            await self.queue.enqueue(job)
+
+    async def _run_part(
+        self, video: Video, index: int, work: Path, out_dir: Path, cancelled: threading.Event
+    ) -> None:
+        state = video.options["parts"]
+        start, end = state["plan"][index]
+        total = len(state["plan"]) + 1
+        already = len(state["done"])
+        source = await self._local_copy(video.source_key, work / "source")
+        options = await self._transcode_options(video, work)
+        stage = f"encoding part {index + 1} of {total - 1}"
+        reporter = _ProgressReporter(
+            self, video, scale=lambda p: (already + p / 100) / total * 100, stage=stage
+        )
+        result: PartResult = await self._in_thread(
+            transcode_part,
+            source,
+            out_dir,
+            options,
+            reporter,
+            cancelled,
+            index=index,
+            start=start,
+            end=end,
+        )
+        files = await self._upload_part_files(video.id, out_dir)
+        manifest = {
+            "start": result.start,
+            "end": result.end,
+            "frames": result.frames,
+            "thumbs": result.thumbs,
+            "files": files,
+        }
+        await self._record_part(video, str(index), manifest)
+
+    async def _run_audio(
+        self, video: Video, work: Path, out_dir: Path, cancelled: threading.Event
+    ) -> None:
+        source = await self._local_copy(video.source_key, work / "source")
+        has_audio = await asyncio.to_thread(transcode_audio, source, out_dir, cancelled=cancelled)
+        files = await self._upload_part_files(video.id, out_dir)
+        await self._record_part(video, "audio", {"has_audio": has_audio, "files": files})
+
+    async def _upload_part_files(self, video_id: str, out_dir: Path) -> list[str]:
+        files = sorted(
+            str(p.relative_to(out_dir))
+            for p in await asyncio.to_thread(lambda: list(out_dir.rglob("*")))
+            if p.is_file() and not p.name.startswith(".")
+        )
+        for relative in files:
+            await self._storage.put_file(
+                f"{PARTS_PREFIX}{video_id}/{relative}",
+                out_dir / relative,
+                CONTENT_TYPES.get(Path(relative).suffix, "application/octet-stream"),
+            )
+        return files
+
+    async def _record_part(self, video: Video, name: str, manifest: dict[str, Any]) -> None:
+        """Mark one piece done; whoever completes the set queues the stitch (exactly one
+        does: the row is locked while deciding)."""
+        async with self._db.transaction() as s:
+            stored = await s.get(Video, video.id, with_for_update=True)
+            if stored is None:
+                raise TranscodeCancelled()
+            state = dict(stored.options["parts"])
+            state["done"] = {**state["done"], name: manifest}
+            stored.options = {**stored.options, "parts": state}
+            stored.updated_at = self._clock.now()
+            complete = len(state["done"]) == len(state["plan"]) + 1
+        percent = len(state["done"]) / (len(state["plan"]) + 1) * 100
+        await self.report(video, Progress(min(99.0, percent), "encoding parts"))
+        if complete:
+            await self.queue.enqueue(Job(video.id, "stitch"))
+
+    async def _run_stitch(self, video: Video, out_dir: Path) -> None:
+        state = video.options["parts"]
+        facts_data = dict(state["probe"])
+        facts = Probe(**{**facts_data, "fps": Fraction(facts_data["fps"])})
+        await self.report(video, Progress(99.0, "stitching"))
+        for manifest in state["done"].values():
+            for relative in manifest["files"]:
+                target = out_dir / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                await self._storage.fetch_to(f"{PARTS_PREFIX}{video.id}/{relative}", target)
+        parts = [
+            PartResult(int(name), m["start"], m["end"], m["frames"], m["thumbs"])
+            for name, m in state["done"].items()
+            if name != "audio"
+        ]
+        has_audio = bool(state["done"]["audio"]["has_audio"])
+        result = await asyncio.to_thread(stitch, out_dir, facts, parts, has_audio=has_audio)
+        if await self._load(video.id) is None:
+            raise TranscodeCancelled()
+        publisher = _Publisher(self, video, out_dir)
+        await publisher.publish_all(final=True)
+        await self._finish(video, result, publisher.assets)
+        await self._storage.delete_prefix(f"{PARTS_PREFIX}{video.id}/")
+
+    async def fail(self, job: Job, reason: str) -> None:
+        """A job failed for good: the video fails, saying why."""
+        video = await self._update(job.video_id, status="failed", stage="failed", error=reason)
+        await self._progress.clear(job.video_id)
         if video is not None:
             await self._notify(video, "video.failed", error=reason)
 
@@ -483,14 +669,23 @@ class _ProgressReporter:
     """Carries progress from the encoding thread to the store and the owner's channel, at
     most every PROGRESS_INTERVAL and at least once a second while anything changes."""
 
-    def __init__(self, manager: VideoManager, video: Video) -> None:
+    def __init__(
+        self,
+        manager: VideoManager,
+        video: Video,
+        *,
+        scale: Callable[[float], float] = lambda p: p,
+        stage: str | None = None,
+    ) -> None:
         self._manager = manager
         self._video = video
-        self._latest = Progress(0.0, "transcoding")
+        self._scale = scale
+        self._stage = stage
+        self._latest = Progress(scale(0.0), stage or "transcoding")
         self._sent: Progress | None = None
 
     def update(self, percent: float, stage: str) -> None:
-        self._latest = Progress(percent, stage)
+        self._latest = Progress(self._scale(percent), self._stage or stage)
 
     async def run(self) -> None:
         while True:
@@ -541,6 +736,8 @@ class _Publisher:
                     self.assets[name] = stored.url or ""
 
     async def _publish_rendition(self, directory: Path) -> bool:
+        # Only the rendition playlists are published here: a part's own playlists and files
+        # travel through the parts area instead.
         playlist = directory / "index.m3u8"
         if not playlist.exists():
             return False
@@ -549,7 +746,7 @@ class _Publisher:
         if not segments:
             return False
         storage = self._manager.storage
-        names = ["init.mp4"] + [uri for _duration, uri in segments]
+        names = playlist_maps(text) + [uri for _duration, uri in segments]
         for name in names:
             relative = f"{directory.name}/{name}"
             if relative in self._uploaded:

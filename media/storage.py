@@ -16,6 +16,8 @@ from typing import Protocol
 
 RAW_PREFIX = "raw/"
 PROCESSED_PREFIX = "processed/"
+# Pieces of a long video encoded by separate workers, until they are stitched.
+PARTS_PREFIX = "parts/"
 
 
 class StorageError(Exception):

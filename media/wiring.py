@@ -62,6 +62,7 @@ def build_media(hub: Hub, *, entitlement: Entitlement | None = None) -> MediaSer
             work_dir=settings.data_dir / "work",
             preset=settings.transcode_preset,
             max_upload_bytes=settings.max_upload_bytes,
+            part_seconds=settings.transcode_part_seconds,
         ),
     )
     uploads = TusUploads(

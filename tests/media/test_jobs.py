@@ -18,7 +18,14 @@ from redis.asyncio import Redis
 
 from hub.app import create_app
 from hub.services import HUB
-from media.jobs import BullMQJobQueue, InProcessJobQueue, JobQueue, PermanentJobError, RetryPolicy
+from media.jobs import (
+    BullMQJobQueue,
+    InProcessJobQueue,
+    Job,
+    JobQueue,
+    PermanentJobError,
+    RetryPolicy,
+)
 from tests.conftest import REDIS_URL, SECRET, Account, log_in, make_settings
 from tests.media.clips import make_clip
 from tests.media.conftest import next_event
@@ -36,16 +43,16 @@ class Recorder:
         self.failed: list[tuple[str, str]] = []
         self.done = asyncio.Event()
 
-    async def handle(self, video_id: str, attempt: int) -> None:
-        self.attempts.append((video_id, attempt))
+    async def handle(self, job: Job, attempt: int) -> None:
+        self.attempts.append((job.video_id, attempt))
         if len(self.attempts) <= self.failures:
             if self.permanent:
                 raise PermanentJobError("the file has no video stream")
             raise RuntimeError(f"transient trouble #{attempt}")
         self.done.set()
 
-    async def on_failure(self, video_id: str, reason: str) -> None:
-        self.failed.append((video_id, reason))
+    async def on_failure(self, job: Job, reason: str) -> None:
+        self.failed.append((job.video_id, reason))
         self.done.set()
 
 
@@ -71,7 +78,7 @@ async def queue(request: pytest.FixtureRequest) -> AsyncIterator[JobQueue]:
 async def test_transient_failures_are_retried(queue: JobQueue) -> None:
     recorder = Recorder(failures=2)
     await queue.start_workers(recorder.handle, recorder.on_failure, 1)
-    await queue.enqueue("v1")
+    await queue.enqueue(Job("v1"))
     async with asyncio.timeout(20):
         await recorder.done.wait()
     assert recorder.attempts == [("v1", 1), ("v1", 2), ("v1", 3)]
@@ -81,7 +88,7 @@ async def test_transient_failures_are_retried(queue: JobQueue) -> None:
 async def test_three_failures_fail_the_job_with_the_reason(queue: JobQueue) -> None:
     recorder = Recorder(failures=10)
     await queue.start_workers(recorder.handle, recorder.on_failure, 1)
-    await queue.enqueue("v2")
+    await queue.enqueue(Job("v2"))
     async with asyncio.timeout(20):
         await recorder.done.wait()
     assert [a for _, a in recorder.attempts] == [1, 2, 3]
@@ -91,7 +98,7 @@ async def test_three_failures_fail_the_job_with_the_reason(queue: JobQueue) -> N
 async def test_permanent_errors_are_not_retried(queue: JobQueue) -> None:
     recorder = Recorder(failures=10, permanent=True)
     await queue.start_workers(recorder.handle, recorder.on_failure, 1)
-    await queue.enqueue("v3")
+    await queue.enqueue(Job("v3"))
     async with asyncio.timeout(20):
         await recorder.done.wait()
     assert recorder.attempts == [("v3", 1)]

@@ -17,7 +17,7 @@ from hub.clock import FakeClock
 from hub.services import HUB
 from media.handlers import MEDIA
 from tests.conftest import Account, sign_up
-from tests.media.clips import make_clip
+from tests.media.clips import count_frames, make_clip
 from tests.media.conftest import next_event
 
 pytestmark = pytest.mark.timeout(120)
@@ -243,3 +243,49 @@ async def test_delete_cancels_a_running_job(
     assert not (root / "raw" / video_id).exists()
     kinds = [orjson.loads(m.data)["type"] for m in inbox.drain()]
     assert "video.ready" not in kinds
+
+
+async def test_a_long_video_is_encoded_in_parts_and_stitched(
+    aiohttp_client: Any, tmp_path: Path, database_url: str, clock: FakeClock, fast_hashing: Any
+) -> None:
+    from hub.app import create_app
+    from tests.conftest import log_in, make_settings
+
+    settings = make_settings(
+        tmp_path,
+        database_url,
+        transcode_preset="ultrafast",
+        transcode_part_seconds=12,
+        job_backoff_seconds=0,
+    )
+    client = await aiohttp_client(create_app(settings, clock=clock, hashing=fast_hashing))
+    hub = client.app[HUB]
+    teacher = Account("pat@example.com", "teaching all day", "Pat")
+    user = await hub.identity.ensure_account(
+        teacher.email, teacher.password, "Pat", admin=False, teacher=True
+    )
+    await log_in(client, teacher)
+    inbox = await hub.broker.subscribe(f"user:{user.id}")
+    clip = make_clip(tmp_path / "long.mp4", seconds=30)
+    video_id = (await (await upload(client, teacher, clip)).json())["id"]
+    stages = []
+    async with asyncio.timeout(90):
+        while True:
+            event = orjson.loads((await inbox.get()).data)
+            if event["type"] == "video.progress":
+                stages.append(event["stage"])
+            if event["type"] in ("video.ready", "video.failed"):
+                break
+    assert event["type"] == "video.ready", event
+    assert any(stage.startswith("encoding part") for stage in stages)
+    assert "stitching" in stages
+    video = await (await client.get(f"/api/videos/{video_id}", headers=teacher.auth)).json()
+    assert video["status"] == "ready"
+    root = settings.media_root
+    # Every frame made it through, and the pieces are cleaned up.
+    assert count_frames(root / "processed" / video_id / "download.mp4") == 30 * 30
+    assert not (root / "parts" / video_id).exists()
+    base = video["playback_url"].rsplit("/", 1)[0]
+    playlist = await (await client.get(f"{base}/240p/index.m3u8")).text()
+    assert playlist.count("#EXTINF") == 5
+    assert "#EXT-X-ENDLIST" in playlist
