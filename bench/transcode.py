@@ -847,6 +847,14 @@ def main(argv: list[str] | None = None) -> int:
             if quality_seconds
             else "full"
         ),
+        "notes": [
+            "cohort also writes poster.jpg, storyboard.jpg/.vtt and download.mp4 (phases."
+            "packaging_s, output_mb); the ffmpeg peer writes only the HLS ladder",
+            "psnr/ssim: each rung against the source scaled straight to the rung's size "
+            "(ffmpeg CLI swscale, bicubic); cohort scales each rung from the next larger one, "
+            "the peer from the source",
+            "background_cpu_s: CPU used by other processes during a run (a shared machine)",
+        ],
         "sources": [],
     }
     try:

@@ -3,62 +3,21 @@ another browser session, and the new teacher sees the badge."""
 
 from __future__ import annotations
 
-import shutil
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, expect
 
-from hub.app import create_app
-from hub.clock import SystemClock
 from hub.services import HUB
-from hub.settings import REPO_ROOT
-from tests.conftest import make_settings
+from tests.web.conftest import ServerFactory, new_page, save_screenshots
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = REPO_ROOT / "test-artifacts"
-
 
 @pytest.fixture
-async def server(
-    aiohttp_server: Any, tmp_path: Path, sqlite_template: Path, fast_hashing: Any
-) -> TestServer:
-    assert (REPO_ROOT / "web" / "dist" / "index.html").exists(), "run `make web` first"
-    shutil.copy(sqlite_template, tmp_path / "cohort.db")
-    settings = make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'cohort.db'}")
-    app = create_app(settings, clock=SystemClock(), hashing=fast_hashing)
-    return await aiohttp_server(app)  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
-
-
-async def new_page(browser: Browser) -> Page:
-    context = await browser.new_context()
-    page = await context.new_page()
-    page.set_default_timeout(15_000)
-    return page
+async def server(make_server: ServerFactory) -> TestServer:
+    return await make_server()
 
 
 async def test_sign_up_apply_approve_and_see_the_badge(
@@ -125,7 +84,5 @@ async def test_sign_up_apply_approve_and_see_the_badge(
         )
         assert "eyJ" not in stored  # no JWT at rest in the page
     except Exception:
-        ARTIFACTS.mkdir(exist_ok=True)
-        for name, page in (("student", student), ("admin", admin)):
-            await page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-{name}.png"))
+        await save_screenshots(request.node.name, {"student": student, "admin": admin})
         raise

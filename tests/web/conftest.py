@@ -1,0 +1,80 @@
+"""A real hub on a local port and Debian's Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, Page, async_playwright
+
+from hub.app import create_app
+from hub.clock import SystemClock
+from hub.settings import REPO_ROOT
+from tests.conftest import make_settings
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+
+ServerFactory = Callable[..., Awaitable[TestServer]]
+
+
+@pytest.fixture
+def make_server(
+    aiohttp_server: Any, tmp_path: Path, sqlite_template: Path, fast_hashing: Any
+) -> ServerFactory:
+    """Start a hub on the embedded default (SQLite) with the built front end."""
+
+    async def start(**overrides: Any) -> TestServer:
+        assert (REPO_ROOT / "web" / "dist" / "index.html").exists(), "run `make web` first"
+        shutil.copy(sqlite_template, tmp_path / "cohort.db")
+        settings = make_settings(
+            tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'cohort.db'}", **overrides
+        )
+        app = create_app(settings, clock=SystemClock(), hashing=fast_hashing)
+        return await aiohttp_server(app)  # type: ignore[no-any-return]
+
+    return start
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()
+
+
+async def new_page(browser: Browser) -> Page:
+    context = await browser.new_context()
+    page = await context.new_page()
+    page.set_default_timeout(20_000)
+    return page
+
+
+async def save_screenshots(name: str, pages: dict[str, Page]) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    for label, page in pages.items():
+        await page.screenshot(path=str(ARTIFACTS / f"{name}-{label}.png"))
+
+
+async def log_in_page(page: Page, base: str, email: str, password: str) -> None:
+    await page.goto(f"{base}/login")
+    await page.get_by_test_id("login-email").fill(email)
+    await page.get_by_test_id("login-password").fill(password)
+    await page.get_by_test_id("login-submit").click()
+    await page.get_by_test_id("nav-user").wait_for()
