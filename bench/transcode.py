@@ -349,11 +349,15 @@ class RunFigures:
     background_cpu_s: float  # CPU used by anything else on the machine during the run
     background_cores_before: float  # load from other processes just before the run
     output_mb: float
+    spawned_at: float  # CLOCK_MONOTONIC
     phases: dict[str, float] | None = None
 
     def as_json(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if v is not None or k.startswith("first")}
-        return data
+        return {
+            k: v
+            for k, v in self.__dict__.items()
+            if k != "spawned_at" and (v is not None or k.startswith("first"))
+        }
 
 
 def run_measured(
@@ -420,6 +424,7 @@ def run_measured(
         background_cpu_s=round(max(0.0, busy - cpu - own), 2),
         background_cores_before=background_before,
         output_mb=round(size / 1e6, 1),
+        spawned_at=started,
     )
 
 
@@ -438,7 +443,6 @@ def run_cohort(
         "--cohort-child",
         *(str(source.path), str(out_dir), preset, str(result_file)),
     ]
-    started = time.monotonic()
     figures = run_measured(
         command,
         out_dir=out_dir,
@@ -453,7 +457,7 @@ def run_cohort(
     finally:
         result_file.unlink(missing_ok=True)
     # The child's timestamps are CLOCK_MONOTONIC too: make them relative to the spawn.
-    startup = child["called"] - started
+    startup = child["called"] - figures.spawned_at
     figures.phases = {
         "startup_s": round(startup, 2),  # interpreter, imports, until transcode() is called
         "encode_s": round(child["packaging"] - child["called"], 2),  # decode+scale+encode

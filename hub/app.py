@@ -48,13 +48,14 @@ def create_app(
     app[HTTP_METRICS] = hub.metrics
     app[AUTHENTICATOR] = hub.identity.authenticate
     app[MAX_JSON_BYTES] = settings.max_json_bytes
+    # First in, last out: the broker and database outlive every feature's background work.
+    app.cleanup_ctx.append(_lifecycle)
     api = build_api()
     # The composition root is the one place that reaches up into the feature packages.
     media_wiring.install(app, hub, api, media_wiring.build_media(hub))
     api.mount(app)
     app[system.OPENAPI] = system.openapi_bytes(api, cohort_version())
     system.add_web_routes(app, settings.web_dist)
-    app.cleanup_ctx.append(_lifecycle)
     return app
 
 

@@ -136,8 +136,7 @@ async def _worker(settings: Settings, concurrency: int | None) -> int:
     try:
         await stop.wait()
     finally:
-        listener.cancel()
-        await services.videos.queue.close()
+        await media_wiring.stop_worker(services, listener)
         await hub.broker.close()
         if hub.redis is not None:
             await hub.redis.aclose()

@@ -24,7 +24,7 @@ from hub.errors import (
     ValidationFailed,
 )
 from hub.identity.manager import Principal
-from media.manager import UploadChoices, VideoManager, VideoView
+from media.manager import VideoManager, VideoView, choices_from_fields
 from media.tus import TUS_EXTENSIONS, TUS_VERSION, TusUploads, parse_metadata
 
 
@@ -148,6 +148,44 @@ async def _stream_part(part: BodyPartReader, target: Path, limit: int, what: str
     return size
 
 
+@dataclass(frozen=True, slots=True)
+class _UploadForm:
+    source: Path
+    filename: str
+    fields: dict[str, str]
+    watermark: Path | None
+
+
+async def _read_upload_form(request: web.Request, directory: Path, limit: int) -> _UploadForm:
+    """Stream the parts of an upload form to files in ``directory``.
+
+    Raises:
+        MalformedRequest, PayloadTooLarge, ValidationFailed (no `file` part).
+    """
+    source = directory / "upload"
+    fields: dict[str, str] = {}
+    watermark: Path | None = None
+    filename = None
+    try:
+        async for part in await request.multipart():
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.name == "file":
+                # Some clients percent-encode the name in Content-Disposition.
+                filename = unquote(part.filename or "video")
+                await _stream_part(part, source, limit, "The video")
+            elif part.name == "watermark_image":
+                watermark = directory / "watermark"
+                await _stream_part(part, watermark, MAX_WATERMARK_BYTES, "The watermark")
+            elif part.name in TEXT_FIELDS:
+                fields[part.name] = (await part.read_chunk(4096)).decode("utf-8", "replace")
+    except (ValueError, AssertionError) as exc:
+        raise MalformedRequest(f"The multipart body is malformed: {exc}.") from None
+    if filename is None:
+        raise ValidationFailed([FieldError("file", "a `file` part is required")])
+    return _UploadForm(source, filename, fields, watermark)
+
+
 def register_routes(api: Api) -> None:
     tags = ("videos",)
     tus_tags = ("uploads (tus)",)
@@ -172,44 +210,10 @@ def register_routes(api: Api) -> None:
             raise PayloadTooLarge(f"Uploads are limited to {limit} bytes.")
         if not request.content_type.startswith("multipart/"):
             raise UnsupportedMediaType("Send the video as multipart/form-data with a `file` part.")
-        fields: dict[str, str] = {}
         with tempfile.TemporaryDirectory(dir=services.temp_dir) as tmp:
-            source = Path(tmp) / "upload"
-            watermark: Path | None = None
-            filename = None
-            try:
-                reader = await request.multipart()
-                async for part in reader:
-                    if not isinstance(part, BodyPartReader):
-                        continue
-                    if part.name == "file":
-                        # Some clients percent-encode the name in Content-Disposition.
-                        filename = unquote(part.filename or "video")
-                        await _stream_part(part, source, limit, "The video")
-                    elif part.name == "watermark_image":
-                        watermark = Path(tmp) / "watermark"
-                        await _stream_part(part, watermark, MAX_WATERMARK_BYTES, "The watermark")
-                    elif part.name in TEXT_FIELDS:
-                        fields[part.name] = (await part.read_chunk(4096)).decode("utf-8", "replace")
-            except (ValueError, AssertionError) as exc:
-                raise MalformedRequest(f"The multipart body is malformed: {exc}.") from None
-            if filename is None:
-                raise ValidationFailed([FieldError("file", "a `file` part is required")])
-            try:
-                opacity = float(fields.get("watermark_opacity", "0.6"))
-            except ValueError:
-                raise ValidationFailed(
-                    [FieldError("watermark_opacity", "must be a number between 0.05 and 1")]
-                ) from None
-            choices = UploadChoices(
-                title=fields.get("title") or Path(filename).stem or "Untitled video",
-                filename=filename,
-                watermark_text=fields.get("watermark_text") or None,
-                watermark_position=fields.get("watermark_position") or "bottom-right",
-                watermark_opacity=opacity,
-                watermark_image=watermark,
-            )
-            video = await services.videos.create(principal, source, choices)
+            form = await _read_upload_form(request, Path(tmp), limit)
+            choices = choices_from_fields(form.fields, form.filename, form.watermark)
+            video = await services.videos.create(principal, form.source, choices)
         return VideoAccepted(id=video.id, status="queued")
 
     @api.route("GET", "/api/videos", summary="My videos", response=VideoList, tags=tags)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -49,6 +50,11 @@ class PermanentJobError(Exception):
     """Retrying cannot help (bad input): fail the job now."""
 
 
+class JobInterrupted(Exception):
+    """The worker is shutting down; the job must run again later, elsewhere or after a
+    restart."""
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     attempts: int = 3
@@ -79,6 +85,7 @@ class InProcessJobQueue:
         self._policy = policy
         self._queue: asyncio.Queue[tuple[Job, int]] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._busy: set[asyncio.Task[None]] = set()
         self._queued: set[str] = set()
 
     async def enqueue(self, job: Job) -> None:
@@ -97,13 +104,19 @@ class InProcessJobQueue:
             self._tasks.add(task)
 
     async def _work(self, handler: JobHandler, on_failure: FailureHandler) -> None:
+        me = asyncio.current_task()
+        assert me is not None
         while True:
             job, attempt = await self._queue.get()
             self._queued.discard(job.key)
+            self._busy.add(me)
             try:
                 await handler(job, attempt)
             except asyncio.CancelledError:
                 raise
+            except JobInterrupted:
+                # Not durable here: the video is picked up again when the process restarts.
+                return
             except PermanentJobError as exc:
                 await on_failure(job, str(exc))
             except Exception as exc:
@@ -116,6 +129,8 @@ class InProcessJobQueue:
                         extra={"job": job.key, "attempt": attempt, "error": str(exc)},
                     )
                     self._retry_later(job, attempt + 1, self._policy.delay(attempt))
+            finally:
+                self._busy.discard(me)
 
     def _retry_later(self, job: Job, attempt: int, delay: float) -> None:
         async def later() -> None:
@@ -127,9 +142,16 @@ class InProcessJobQueue:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def close(self) -> None:
-        for task in list(self._tasks):
+    async def close(self, grace: float = 30.0) -> None:
+        """Stop: idle workers at once; busy ones get ``grace`` seconds to wind down (the
+        owner interrupts their jobs first), so no job is cut off mid-write."""
+        for task in self._tasks - self._busy:
             task.cancel()
+        busy = list(self._busy)
+        if busy:
+            _done, pending = await asyncio.wait(busy, timeout=grace)
+            for task in pending:
+                task.cancel()
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -170,7 +192,7 @@ class BullMQJobQueue:
     async def start_workers(
         self, handler: JobHandler, on_failure: FailureHandler, concurrency: int
     ) -> None:
-        from bullmq import UnrecoverableError, Worker
+        from bullmq import DelayedError, UnrecoverableError, Worker
 
         policy = self._policy
 
@@ -179,6 +201,10 @@ class BullMQJobQueue:
             attempt = int(bull_job.attemptsMade) + 1
             try:
                 await handler(job, attempt)
+            except JobInterrupted:
+                # Back to the queue without spending an attempt: this worker is stopping.
+                await bull_job.moveToDelayed(int(time.time() * 1000) + 1000, token)
+                raise DelayedError() from None
             except PermanentJobError as exc:
                 await on_failure(job, str(exc))
                 raise UnrecoverableError(str(exc)) from None

@@ -25,7 +25,7 @@ from hub.db import Database
 from hub.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from hub.identity.manager import Principal
 from hub.identity.models import User
-from media.jobs import Job, JobQueue, PermanentJobError
+from media.jobs import Job, JobInterrupted, JobQueue, PermanentJobError
 from media.models import Video
 from media.playback import Entitlement, PlaybackSigner
 from media.progress import Progress, ProgressStore
@@ -102,6 +102,30 @@ class MediaObject:
     data: bytes | None = None
     redirect: str | None = None
     immutable: bool = False
+
+
+def choices_from_fields(
+    fields: dict[str, str], filename: str, watermark_image: Path | None = None
+) -> UploadChoices:
+    """Per-upload choices from form fields or tus metadata (the same names in both).
+
+    Raises:
+        ValidationFailed: an opacity that is not a number.
+    """
+    try:
+        opacity = float(fields.get("watermark_opacity") or "0.6")
+    except ValueError:
+        raise ValidationFailed(
+            [FieldError("watermark_opacity", "must be a number between 0.05 and 1")]
+        ) from None
+    return UploadChoices(
+        title=fields.get("title") or Path(filename).stem or "Untitled video",
+        filename=filename,
+        watermark_text=fields.get("watermark_text") or None,
+        watermark_position=fields.get("watermark_position") or "bottom-right",
+        watermark_opacity=opacity,
+        watermark_image=watermark_image,
+    )
 
 
 def validate_choices(choices: UploadChoices) -> None:
@@ -275,6 +299,13 @@ class VideoManager:
         for prefix in (RAW_PREFIX, PROCESSED_PREFIX, PARTS_PREFIX):
             await self._storage.delete_prefix(f"{prefix}{video_id}/")
 
+    def interrupt_all(self) -> None:
+        """Stop every transcode running in this process (shutdown); their videos stay
+        unfinished and are picked up again."""
+        for events in self._running.values():
+            for event in events:
+                event.set()
+
     async def listen_for_cancellations(self) -> None:
         """Runs for the life of a worker: cancels jobs of videos deleted on any hub."""
         async with await self._broker.subscribe(CANCEL_CHANNEL) as subscription:
@@ -321,6 +352,10 @@ class VideoManager:
             else:
                 await self._run_stitch(video, out_dir)
         except TranscodeCancelled:
+            if await self._load(video.id) is not None:
+                # Not deleted: this worker is stopping. The job runs again later.
+                log.info("transcode interrupted by shutdown", extra={"job": job.key})
+                raise JobInterrupted(job.key) from None
             log.info("transcode cancelled", extra={"job": job.key})
             await self._remove_files(video.id)
             await self._notify(video, "video.cancelled")
@@ -382,9 +417,12 @@ class VideoManager:
     ) -> Any:
         """Run an encoder function in a worker thread, with progress (and publishing)."""
         loop = asyncio.get_running_loop()
-        tasks = [asyncio.create_task(reporter.run(), name="progress")]
+        # Stopped by an event, not cancelled: a task cancelled in the middle of a database
+        # or storage call can leave a connection or an upload half done.
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(reporter.run(stop), name="progress")]
         if publisher is not None:
-            tasks.append(asyncio.create_task(publisher.run(), name="publish"))
+            tasks.append(asyncio.create_task(publisher.run(stop), name="publish"))
         try:
             return await asyncio.to_thread(
                 fn,
@@ -396,11 +434,8 @@ class VideoManager:
                 **kwargs,
             )
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     # Long videos: parts on several workers, audio once, then stitched ----------------------
 
@@ -661,6 +696,12 @@ class VideoManager:
         await self._broker.publish(f"user:{video.owner_id}", orjson.dumps(event))
 
 
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less if ``stop`` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
 def _call_soon(loop: asyncio.AbstractEventLoop, fn: Any, *args: Any) -> None:
     loop.call_soon_threadsafe(fn, *args)
 
@@ -687,12 +728,12 @@ class _ProgressReporter:
     def update(self, percent: float, stage: str) -> None:
         self._latest = Progress(self._scale(percent), self._stage or stage)
 
-    async def run(self) -> None:
-        while True:
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
             if self._latest != self._sent:
                 self._sent = self._latest
                 await self._manager.report(self._video, self._latest)
-            await asyncio.sleep(PROGRESS_INTERVAL)
+            await _wait(stop, PROGRESS_INTERVAL)
 
 
 class _Publisher:
@@ -709,10 +750,10 @@ class _Publisher:
         self._master_published = False
         self.assets: dict[str, str] = {}
 
-    async def run(self) -> None:
-        while True:
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
             await self.publish_all(final=False)
-            await asyncio.sleep(PUBLISH_INTERVAL)
+            await _wait(stop, PUBLISH_INTERVAL)
 
     async def publish_all(self, *, final: bool) -> None:
         storage = self._manager.storage

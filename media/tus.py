@@ -10,7 +10,6 @@ import binascii
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from hub.errors import (
     ValidationFailed,
 )
 from hub.identity.manager import Principal
-from media.manager import UploadChoices, VideoManager, validate_choices
+from media.manager import VideoManager, choices_from_fields, validate_choices
 from media.models import Upload
 
 log = logging.getLogger(__name__)
@@ -55,29 +54,6 @@ def parse_metadata(header: str | None) -> dict[str, str]:
         except (binascii.Error, UnicodeDecodeError):
             raise MalformedRequest(f"Upload-Metadata value of {key!r} is not base64.") from None
     return result
-
-
-def choices_from_metadata(meta: dict[str, str]) -> UploadChoices:
-    filename = meta.get("filename", "video")
-    try:
-        opacity = float(meta.get("watermark_opacity", "0.6"))
-    except ValueError:
-        raise ValidationFailed(
-            [FieldError("watermark_opacity", "must be a number between 0.05 and 1")]
-        ) from None
-    return UploadChoices(
-        title=meta.get("title") or Path(filename).stem or "Untitled video",
-        filename=filename,
-        watermark_text=meta.get("watermark_text") or None,
-        watermark_position=meta.get("watermark_position") or "bottom-right",
-        watermark_opacity=opacity,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class UploadState:
-    upload: Upload
-    video_id: str | None
 
 
 class TusUploads:
@@ -110,7 +86,7 @@ class TusUploads:
             raise PayloadTooLarge(f"Uploads are limited to {self.max_bytes} bytes.")
         if length <= 0:
             raise ValidationFailed([FieldError("Upload-Length", "the file is empty")])
-        validate_choices(choices_from_metadata(meta))
+        validate_choices(choices_from_fields(meta, meta.get("filename", "video")))
         now = self._clock.now()
         upload = Upload(
             id=uuid.uuid4().hex,
@@ -173,9 +149,9 @@ class TusUploads:
             if too_long:
                 raise PayloadTooLarge("The body goes past Upload-Length.")
             if upload.offset == upload.length:
-                video = await self._videos.create(
-                    principal, path, choices_from_metadata(dict(upload.meta))
-                )
+                meta = dict(upload.meta)
+                choices = choices_from_fields(meta, meta.get("filename", "video"))
+                video = await self._videos.create(principal, path, choices)
                 upload = await self._save_offset(upload_id, received, video_id=video.id)
                 await asyncio.to_thread(path.unlink, missing_ok=True)
             return upload

@@ -85,18 +85,17 @@ def install(app: web.Application, hub: Hub, api: Api, services: MediaServices) -
     in_process = hub.settings.redis_url is None
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(_expire_uploads(services), name="expire-uploads")]
-        if in_process:
-            tasks.append(await start_worker(services, hub.settings.worker_concurrency))
+        stop = asyncio.Event()
+        expiry = asyncio.create_task(_expire_uploads(services, stop), name="expire-uploads")
+        listener = (
+            await start_worker(services, hub.settings.worker_concurrency) if in_process else None
+        )
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await services.videos.queue.close()
+            stop.set()
+            await stop_worker(services, listener)
+            await expiry
 
     app.cleanup_ctx.append(lifecycle)
 
@@ -113,10 +112,22 @@ async def start_worker(services: MediaServices, concurrency: int) -> asyncio.Tas
     return listener
 
 
-async def _expire_uploads(services: MediaServices) -> None:
-    while True:
+async def stop_worker(services: MediaServices, listener: asyncio.Task[None] | None) -> None:
+    """Interrupt running transcodes (their videos are picked up again later), let the
+    workers wind down, close the queue."""
+    services.videos.interrupt_all()
+    await services.videos.queue.close()
+    if listener is not None:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+
+
+async def _expire_uploads(services: MediaServices, stop: asyncio.Event) -> None:
+    while not stop.is_set():
         try:
             await services.uploads.expire()
         except Exception:
             log.exception("expiring uploads failed")
-        await asyncio.sleep(EXPIRE_UPLOADS_EVERY)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), EXPIRE_UPLOADS_EVERY)
