@@ -583,9 +583,10 @@ def inspect_output(
     planned: list[PlannedRung],
     quality_seconds: float | None,
     timeout: float,
+    ref_flags: str = "bicubic",
 ) -> dict[str, Any]:
     """Per-rung PSNR/SSIM against the source (one ffmpeg pass: the source is decoded once and
-    scaled to every rung with bicubic swscale), bitrates, segment alignment, x264 settings."""
+    scaled to every rung with swscale ``ref_flags``), bitrates, segment alignment, x264 settings."""
     limit = ["-t", f"{quality_seconds:g}"] if quality_seconds else []
     command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", *limit, "-i"]
     command.append(str(source.path))
@@ -597,7 +598,7 @@ def inspect_output(
         stats_file = out_dir / f".psnr-{i}.log"
         stats.append(stats_file)
         graph.append(
-            f"[s{i}]scale={p.width}:{p.height}:flags=bicubic,split[r{i}a][r{i}b];"
+            f"[s{i}]scale={p.width}:{p.height}:flags={ref_flags},split[r{i}a][r{i}b];"
             f"[{i + 1}:v]setpts=PTS-STARTPTS,split[d{i}a][d{i}b];"
             f"[d{i}a][r{i}a]psnr@r{i}=stats_file={stats_file}[o{i}a];"
             f"[d{i}b][r{i}b]ssim@r{i}[o{i}b]"
@@ -705,7 +706,7 @@ def bench_source(
                 if run == 0 and not args.no_quality:
                     note(f"{source.name}: quality pass of {tool}'s output (untimed) ...")
                     inspected[tool] = inspect_output(
-                        source, out_dir, planned, quality_seconds, timeout
+                        source, out_dir, planned, quality_seconds, timeout, args.ref_flags
                     )
             finally:
                 shutil.rmtree(out_dir, ignore_errors=True)
@@ -770,6 +771,30 @@ def profile_cohort(source: SourceInfo, preset: str, timeout: float) -> None:
         result_file.unlink(missing_ok=True)
 
 
+def cohort_revision() -> dict[str, Any]:
+    """The commit measured, and whether media/ differs from it (read-only git calls)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", "--no-optional-locks", *args],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+                cwd=ROOT,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip()
+
+    status = git("status", "--porcelain", "--", "media")
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "media_modified": None if status is None else bool(status),
+    }
+
+
 def machine() -> dict[str, Any]:
     model = None
     try:
@@ -822,6 +847,11 @@ def main(argv: list[str] | None = None) -> int:
         default=120,
         help="before each timed run, wait up to N s for other load to stop (default 120)",
     )
+    parser.add_argument(
+        "--ref-flags",
+        default="bicubic",
+        help="swscale flags that scale the source into each rung's reference (default bicubic)",
+    )
     parser.add_argument("--no-quality", action="store_true", help="skip PSNR/SSIM")
     parser.add_argument(
         "--profile", action="store_true", help="also run Cohort once under cProfile (stderr)"
@@ -842,6 +872,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "bench": "transcode",
         "machine": machine(),
+        "cohort": cohort_revision(),
         "preset": args.preset,
         "runs": args.runs,
         "quality": (
@@ -854,9 +885,10 @@ def main(argv: list[str] | None = None) -> int:
         "notes": [
             "cohort also writes poster.jpg, storyboard.jpg/.vtt and download.mp4 (phases."
             "packaging_s, output_mb); the ffmpeg peer writes only the HLS ladder",
-            "psnr/ssim: each rung against the source scaled straight to the rung's size "
-            "(ffmpeg CLI swscale, bicubic); cohort scales each rung from the next larger one, "
-            "the peer from the source",
+            f"psnr (average of y/u/v) and ssim (All): each rung against the source scaled "
+            f"straight to the rung's size by the ffmpeg CLI (flags={args.ref_flags}); with "
+            "bicubic that is exactly the peer's own scaler, while cohort scales with PyAV's "
+            "FFmpeg and each rung from the next larger one",
             "background_cpu_s: CPU used by other processes during a run (a shared machine)",
         ],
         "sources": [],

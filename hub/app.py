@@ -18,6 +18,7 @@ from hub.middleware import HTTP_METRICS, problem_errors, request_context
 from hub.services import HUB, Hub, build_hub
 from hub.settings import Settings
 from media import wiring as media_wiring
+from payments import wiring as payments_wiring
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ def create_app(
     app.cleanup_ctx.append(_lifecycle)
     api = build_api()
     # The composition root is the one place that reaches up into the feature packages.
+    payments_wiring.install(app, hub, api, payments_wiring.build_payments(hub))
     media_wiring.install(app, hub, api, media_wiring.build_media(hub))
     api.mount(app)
     app[system.OPENAPI] = system.openapi_bytes(api, cohort_version())

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from hub.app import create_app
+from hub.clock import SystemClock
 from hub.db import Database
 from hub.demo import seed_demo_accounts
 from hub.errors import CohortError, ValidationFailed
@@ -20,6 +21,7 @@ from hub.migrate import upgrade
 from hub.services import HUB, build_hub
 from hub.settings import Settings, SettingsError, load_settings
 from media import wiring as media_wiring
+from payments.ledger import Ledger
 
 log = logging.getLogger("hub.cli")
 
@@ -39,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run transcode workers (needs COHORT_REDIS_URL)")
     worker.add_argument(
         "--concurrency", type=int, help="jobs at once (default COHORT_WORKER_CONCURRENCY)"
+    )
+
+    ledger = commands.add_parser("ledger", help="coin ledger tools")
+    ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
+    ledger_commands.add_parser(
+        "verify", help="check every ledger invariant; exit 1 naming what is wrong"
     )
 
     admin = commands.add_parser("admin", help="administer accounts")
@@ -72,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "worker":
             return asyncio.run(_worker(settings, args.concurrency))
+        if args.command == "ledger":
+            return asyncio.run(_ledger_verify(settings))
         if args.command == "admin":
             return asyncio.run(
                 _admin_create(settings, args.email, args.password, args.display_name)
@@ -141,6 +151,23 @@ async def _worker(settings: Settings, concurrency: int | None) -> int:
         if hub.redis is not None:
             await hub.redis.aclose()
         await hub.db.dispose()
+    return 0
+
+
+async def _ledger_verify(settings: Settings) -> int:
+    db = Database(settings.db_url)
+    try:
+        problems = await Ledger(db, SystemClock()).verify()
+    finally:
+        await db.dispose()
+    if problems:
+        for problem in problems:
+            print(f"cohort: ledger: {problem}", file=sys.stderr)
+        return 1
+    print(
+        "cohort: ledger verified: every transfer balances, every balance matches its entries, "
+        "no wallet is negative"
+    )
     return 0
 
 

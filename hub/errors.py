@@ -28,6 +28,7 @@ class ErrorCode(StrEnum):
     PAYLOAD_TOO_LARGE = "payload_too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     RATE_LIMITED = "rate_limited"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
     INTERNAL = "internal_error"
     UNAVAILABLE = "unavailable"
 

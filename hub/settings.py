@@ -76,6 +76,7 @@ class Settings(BaseSettings):
         default=30.0, ge=1, description="a worker silent this long loses its job to another"
     )
     upload_expiry_hours: int = Field(default=24, ge=1, description="unfinished resumable uploads")
+    signup_grant_coins: int = Field(default=100, ge=0, description="coins every new account gets")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     web_dist: Path = Field(default=REPO_ROOT / "web" / "dist", description="built front end")

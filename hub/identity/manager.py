@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -102,6 +103,9 @@ class IdentityManager:
         self._limiter = limiter
         self._clock = clock
         self._policy = policy
+        # Called after an account is created (the wallet's signup grant, …); a failing hook is
+        # logged, never undoes the registration: each hook must be safe to run again later.
+        self.on_registered: list[Callable[[User], Awaitable[None]]] = []
 
     # Accounts -----------------------------------------------------------------------------
 
@@ -140,6 +144,11 @@ class IdentityManager:
                 "An account with this email already exists.", code=ErrorCode.EMAIL_TAKEN
             ) from None
         log.info("user registered", extra={"user_id": user.id})
+        for hook in self.on_registered:
+            try:
+                await hook(user)
+            except Exception:
+                log.exception("registration hook failed", extra={"user_id": user.id})
         return user
 
     async def ensure_account(

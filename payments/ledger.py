@@ -1,0 +1,311 @@
+"""The coin ledger: double-entry, append-only, balances never below zero.
+
+Every movement is one ``Transfer`` whose entries sum to zero, written in one database
+transaction together with the cached balances of the accounts it touches. Accounts are locked
+in id order (PostgreSQL ``SELECT … FOR UPDATE``; SQLite serializes writers with
+``BEGIN IMMEDIATE``), so concurrent transfers neither deadlock nor overdraw.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.clock import Clock
+from hub.db import Database
+from hub.errors import CohortError, ErrorCode
+from payments.models import Entry, LedgerAccount, Transfer
+
+log = logging.getLogger(__name__)
+
+ISSUANCE = "issuance"  # coins granted by the platform come from here
+SETTLEMENT = "provider_settlement"  # coins bought through a payment provider
+REWARDS = "rewards"  # coins earned (joining a community, winning a contest)
+REVENUE = "platform_revenue"  # the platform's share of sales
+# Source accounts go negative by design: their balance is minus what they put in circulation.
+SYSTEM_ACCOUNTS = {ISSUANCE: True, SETTLEMENT: True, REWARDS: True, REVENUE: False}
+
+
+class InsufficientFunds(CohortError):
+    status, title = 402, "Not enough coins"
+    code = ErrorCode.INSUFFICIENT_FUNDS
+
+    def __init__(self, balance: int, needed: int) -> None:
+        super().__init__(f"This needs {needed} coins; the wallet holds {balance}.")
+        self.balance = balance
+        self.needed = needed
+
+    def extra(self) -> dict[str, Any]:
+        return {"balance": self.balance, "price": self.needed}
+
+
+class UnbalancedTransfer(ValueError):
+    """A programming error: postings that do not sum to zero, or a zero posting."""
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    account_id: int
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class WalletLine:
+    """One transfer as seen from one wallet."""
+
+    transfer_id: int
+    kind: str
+    memo: str
+    reference: dict[str, Any]
+    amount: int
+    created_at: datetime
+
+
+class Ledger:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    # Accounts ------------------------------------------------------------------------------
+
+    async def ensure_system_accounts(self) -> None:
+        async with self._db.transaction() as s:
+            for code, allow_negative in SYSTEM_ACCOUNTS.items():
+                await self._insert_account(
+                    s, kind="system", code=code, owner_id=None, allow_negative=allow_negative
+                )
+
+    async def _insert_account(
+        self,
+        s: AsyncSession,
+        *,
+        kind: str,
+        code: str,
+        owner_id: int | None,
+        allow_negative: bool,
+    ) -> None:
+        values = {
+            "kind": kind,
+            "code": code,
+            "owner_id": owner_id,
+            "balance": 0,
+            "allow_negative": allow_negative,
+            "created_at": self._clock.now(),
+        }
+        insert = sqlite_insert if self._db.is_sqlite else pg_insert
+        # Two requests creating the same wallet at once: one inserts, the other does nothing.
+        await s.execute(
+            insert(LedgerAccount).values(**values).on_conflict_do_nothing(index_elements=["code"])
+        )
+
+    async def account(self, s: AsyncSession, code: str) -> LedgerAccount:
+        account = await s.scalar(select(LedgerAccount).where(LedgerAccount.code == code))
+        if account is None:
+            if code in SYSTEM_ACCOUNTS:
+                await self._insert_account(
+                    s, kind="system", code=code, owner_id=None, allow_negative=SYSTEM_ACCOUNTS[code]
+                )
+            elif code.startswith("wallet:"):
+                owner = int(code.split(":", 1)[1])
+                await self._insert_account(
+                    s, kind="wallet", code=code, owner_id=owner, allow_negative=False
+                )
+            else:
+                raise KeyError(code)
+            account = await s.scalar(select(LedgerAccount).where(LedgerAccount.code == code))
+            assert account is not None
+        return account
+
+    async def wallet(self, s: AsyncSession, user_id: int) -> LedgerAccount:
+        return await self.account(s, wallet_code(user_id))
+
+    # Moving coins --------------------------------------------------------------------------
+
+    async def post(
+        self,
+        s: AsyncSession,
+        *,
+        kind: str,
+        postings: Sequence[Posting],
+        memo: str = "",
+        reference: dict[str, Any] | None = None,
+        dedupe_key: str | None = None,
+        corrects_id: int | None = None,
+    ) -> Transfer:
+        """Write one balanced transfer inside the caller's transaction.
+
+        Raises:
+            UnbalancedTransfer: postings that do not sum to zero (a bug, not bad input).
+            InsufficientFunds: a non-negative account would go below zero; nothing is written.
+        """
+        if len(postings) < 2 or sum(p.amount for p in postings) != 0:
+            raise UnbalancedTransfer(f"postings must balance: {postings}")
+        if any(p.amount == 0 for p in postings):
+            raise UnbalancedTransfer("a posting of zero")
+        ids = sorted({p.account_id for p in postings})
+        # Locked in id order: two transfers touching the same accounts queue, never deadlock.
+        accounts = {
+            a.id: a
+            for a in await s.scalars(
+                select(LedgerAccount)
+                .where(LedgerAccount.id.in_(ids))
+                .order_by(LedgerAccount.id)
+                .with_for_update()
+                # The caller may have loaded these accounts before the lock: read them anew.
+                .execution_options(populate_existing=True)
+            )
+        }
+        if len(accounts) != len(ids):
+            raise KeyError(f"unknown ledger account in {ids}")
+        for account_id in ids:
+            account = accounts[account_id]
+            change = sum(p.amount for p in postings if p.account_id == account_id)
+            if not account.allow_negative and account.balance + change < 0:
+                raise InsufficientFunds(account.balance, -change)
+        transfer = Transfer(
+            kind=kind,
+            memo=memo,
+            reference=reference or {},
+            dedupe_key=dedupe_key,
+            corrects_id=corrects_id,
+            created_at=self._clock.now(),
+        )
+        s.add(transfer)
+        await s.flush()
+        for posting in postings:
+            s.add(
+                Entry(transfer_id=transfer.id, account_id=posting.account_id, amount=posting.amount)
+            )
+        for account_id in ids:
+            change = sum(p.amount for p in postings if p.account_id == account_id)
+            # Incremented in SQL, not from the value read: no update can be lost, and the
+            # CHECK constraint judges the real result.
+            await s.execute(
+                update(LedgerAccount)
+                .where(LedgerAccount.id == account_id)
+                .values(balance=LedgerAccount.balance + change)
+                .execution_options(synchronize_session=False)
+            )
+            accounts[account_id].balance += change
+        await s.flush()
+        return transfer
+
+    async def transfer_once(
+        self,
+        *,
+        kind: str,
+        source: str,
+        target: str,
+        amount: int,
+        dedupe_key: str,
+        memo: str = "",
+        reference: dict[str, Any] | None = None,
+    ) -> bool:
+        """Move ``amount`` from account ``source`` to ``target`` (codes) exactly once per
+        ``dedupe_key``, in its own transaction. Returns False when it had already happened.
+
+        Raises:
+            InsufficientFunds
+        """
+        try:
+            async with self._db.transaction() as s:
+                done = await s.scalar(select(Transfer.id).where(Transfer.dedupe_key == dedupe_key))
+                if done is not None:
+                    return False
+                src = await self.account(s, source)
+                dst = await self.account(s, target)
+                await self.post(
+                    s,
+                    kind=kind,
+                    postings=[Posting(src.id, -amount), Posting(dst.id, amount)],
+                    memo=memo,
+                    reference=reference,
+                    dedupe_key=dedupe_key,
+                )
+        except IntegrityError:
+            # The same key raced in from another request and won: it happened once.
+            return False
+        return True
+
+    # Reading -------------------------------------------------------------------------------
+
+    async def balance(self, user_id: int) -> int:
+        async with self._db.sessions() as s:
+            balance = await s.scalar(
+                select(LedgerAccount.balance).where(LedgerAccount.code == wallet_code(user_id))
+            )
+        return int(balance or 0)
+
+    async def history(self, user_id: int, *, before: int | None, limit: int) -> list[WalletLine]:
+        """The wallet's transfers, newest first, paged by transfer id."""
+        async with self._db.sessions() as s:
+            query = (
+                select(Transfer, func.sum(Entry.amount))
+                .join(Entry, Entry.transfer_id == Transfer.id)
+                .join(LedgerAccount, LedgerAccount.id == Entry.account_id)
+                .where(LedgerAccount.code == wallet_code(user_id))
+                .group_by(Transfer.id)
+                .order_by(Transfer.id.desc())
+                .limit(limit)
+            )
+            if before is not None:
+                query = query.where(Transfer.id < before)
+            rows = (await s.execute(query)).all()
+        return [
+            WalletLine(t.id, t.kind, t.memo, dict(t.reference), int(amount), t.created_at)
+            for t, amount in rows
+        ]
+
+    async def verify(self) -> list[str]:
+        """Every invariant of the ledger; returns what is wrong (empty when all holds)."""
+        problems: list[str] = []
+        async with self._db.sessions() as s:
+            unbalanced = await s.execute(
+                select(Entry.transfer_id, func.sum(Entry.amount), func.count())
+                .group_by(Entry.transfer_id)
+                .having((func.sum(Entry.amount) != 0) | (func.count() < 2))
+            )
+            for transfer_id, total, count in unbalanced:
+                problems.append(
+                    f"transfer {transfer_id}: entries sum to {total} over {count} entries"
+                )
+            empty = await s.scalars(
+                select(Transfer.id).where(~Transfer.id.in_(select(Entry.transfer_id)))
+            )
+            problems.extend(f"transfer {t}: has no entries" for t in empty)
+            sums = (
+                select(Entry.account_id, func.sum(Entry.amount).label("total"))
+                .group_by(Entry.account_id)
+                .subquery()
+            )
+            mismatched = await s.execute(
+                select(LedgerAccount.id, LedgerAccount.code, LedgerAccount.balance, sums.c.total)
+                .outerjoin(sums, sums.c.account_id == LedgerAccount.id)
+                .where(LedgerAccount.balance != func.coalesce(sums.c.total, 0))
+            )
+            for account_id, code, balance, total in mismatched:
+                problems.append(
+                    f"account {account_id} ({code}): cached balance {balance} "
+                    f"but entries sum to {total or 0}"
+                )
+            negative = await s.execute(
+                select(LedgerAccount.id, LedgerAccount.code, LedgerAccount.balance).where(
+                    LedgerAccount.balance < 0, LedgerAccount.allow_negative.is_(False)
+                )
+            )
+            for account_id, code, balance in negative:
+                problems.append(f"account {account_id} ({code}): negative balance {balance}")
+        return problems
+
+
+def wallet_code(user_id: int) -> str:
+    return f"wallet:{user_id}"
