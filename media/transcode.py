@@ -159,16 +159,87 @@ def _ffmpeg_reason(exc: av.error.FFmpegError) -> str:
 
 
 def _hls_options(directory: Path, prefix: str = "") -> dict[str, str]:
+    # The muxer cuts a fragment at every keyframe (2 s); _Segmenter joins them into the
+    # published segments.
     return {
-        "hls_time": str(SEGMENT_SECONDS),
+        "hls_time": str(GOP_SECONDS),
         "hls_playlist_type": "event",
         "hls_segment_type": "fmp4",
         "hls_fmp4_init_filename": f"{prefix}init.mp4",
-        "hls_segment_filename": str(directory / f"{prefix}seg_%05d.m4s"),
-        # temp_file: a segment appears under its name only once complete, so a publisher
-        # watching the directory never uploads half a segment.
+        "hls_segment_filename": str(directory / f"{prefix}frag_%05d.m4s"),
+        # temp_file: a fragment appears under its name only once complete, so nothing ever
+        # reads half of one.
         "hls_flags": "independent_segments+temp_file",
     }
+
+
+class _Segmenter:
+    """Publishes a rendition's segments from the muxer's 2 s fragments: the first fragment
+    alone, so a new video plays after 2 s of encoding instead of 6, then three fragments
+    (6 s) to a segment. A segment file is its fragments back to back (an fMP4 segment may hold
+    several moof/mdat pairs), so this moves bytes, it does not re-encode. The playlist it
+    writes (``index.m3u8``) only ever grows, as an EVENT playlist must, until ``final``."""
+
+    def __init__(self, directory: Path, prefix: str, *, first_alone: bool) -> None:
+        self.directory = directory
+        self.prefix = prefix
+        self.first_alone = first_alone
+        self.raw = directory / f"{prefix}frags.m3u8"
+        self.playlist = directory / f"{prefix}index.m3u8"
+        self.segments: list[tuple[float, str]] = []
+        self._consumed = 0
+        self._seen: int | None = None
+
+    def update(self, *, final: bool = False) -> None:
+        try:
+            stamp = self.raw.stat().st_mtime_ns
+        except FileNotFoundError:
+            return
+        if stamp == self._seen and not final:
+            return
+        self._seen = stamp
+        fragments = playlist_segments(self.raw.read_text(encoding="utf-8"))
+        grew = False
+        while self._consumed < len(fragments):
+            alone = self.first_alone and self._consumed == 0
+            size = 1 if alone else SEGMENT_SECONDS // GOP_SECONDS
+            group = fragments[self._consumed : self._consumed + size]
+            if len(group) < size and not final:
+                break
+            name = f"{self.prefix}seg_{len(self.segments):05d}.m4s"
+            tmp = self.directory / f".{name}.tmp"
+            with tmp.open("wb") as out:
+                for _duration, uri in group:
+                    out.write((self.directory / uri).read_bytes())
+            tmp.replace(self.directory / name)
+            for _duration, uri in group:
+                (self.directory / uri).unlink()
+            self.segments.append((sum(d for d, _ in group), name))
+            self._consumed += len(group)
+            grew = True
+        if grew or final:
+            self._write(final)
+        if final:
+            self.raw.unlink(missing_ok=True)
+
+    def _write(self, final: bool) -> None:
+        longest = max([float(SEGMENT_SECONDS), *(d for d, _ in self.segments)])
+        lines = [
+            "#EXTM3U",
+            "#EXT-X-VERSION:7",
+            f"#EXT-X-TARGETDURATION:{math.ceil(longest - 1e-3)}",
+            "#EXT-X-MEDIA-SEQUENCE:0",
+            f"#EXT-X-PLAYLIST-TYPE:{'VOD' if final else 'EVENT'}",
+            "#EXT-X-INDEPENDENT-SEGMENTS",
+            f'#EXT-X-MAP:URI="{self.prefix}init.mp4"',
+        ]
+        for duration, name in self.segments:
+            lines.extend([f"#EXTINF:{duration:.6f},", name])
+        if final:
+            lines.append("#EXT-X-ENDLIST")
+        tmp = self.directory / f".{self.playlist.name}.tmp"
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        tmp.replace(self.playlist)
 
 
 @dataclass
@@ -177,6 +248,7 @@ class _VideoOutput:
     directory: Path
     container: OutputContainer
     stream: Any
+    segmenter: _Segmenter
     frames: int = 0
 
 
@@ -186,6 +258,7 @@ class _AudioOutput:
     container: OutputContainer
     stream: Any
     resampler: AudioResampler
+    segmenter: _Segmenter
 
 
 def _open_video_output(
@@ -195,11 +268,13 @@ def _open_video_output(
     time_base: Fraction,
     preset: str,
     prefix: str = "",
+    *,
+    first_alone: bool = True,
 ) -> _VideoOutput:
     directory = out_dir / planned.rung.name
     directory.mkdir(parents=True, exist_ok=True)
     container = av.open(
-        str(directory / f"{prefix}index.m3u8"),
+        str(directory / f"{prefix}frags.m3u8"),
         "w",
         format="hls",
         options=_hls_options(directory, prefix),
@@ -224,20 +299,22 @@ def _open_video_output(
     }
     # Frame threads: slice threading (PyAV's default) runs x264 ~20% slower.
     stream.codec_context.thread_type = "AUTO"
-    return _VideoOutput(planned, directory, container, stream)
+    segmenter = _Segmenter(directory, prefix, first_alone=first_alone)
+    return _VideoOutput(planned, directory, container, stream, segmenter)
 
 
 def _open_audio_output(out_dir: Path) -> _AudioOutput:
     directory = out_dir / "audio"
     directory.mkdir(parents=True, exist_ok=True)
     container = av.open(
-        str(directory / "index.m3u8"), "w", format="hls", options=_hls_options(directory)
+        str(directory / "frags.m3u8"), "w", format="hls", options=_hls_options(directory)
     )
     stream = container.add_stream("aac", rate=AUDIO_RATE)
     stream.layout = "stereo"
     stream.bit_rate = AUDIO_KBPS * 1000
     resampler = AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
-    return _AudioOutput(directory, container, stream, resampler)
+    segmenter = _Segmenter(directory, "", first_alone=True)
+    return _AudioOutput(directory, container, stream, resampler, segmenter)
 
 
 # Watermark ---------------------------------------------------------------------------------
@@ -453,7 +530,9 @@ def _encode_pass(
     origin = vstream.start_time if vstream.start_time is not None else None
     planned = plan_ladder(facts.width, facts.height)
     videos = [
-        _open_video_output(p, out_dir, facts.fps, time_base, options.preset, prefix)
+        _open_video_output(
+            p, out_dir, facts.fps, time_base, options.preset, prefix, first_alone=start == 0
+        )
         for p in planned
     ]
     audio = _open_audio_output(out_dir) if astream is not None else None
@@ -555,6 +634,9 @@ def _encode_pass(
                     for out_packet in output.stream.encode(current):
                         output.container.mux(out_packet)
                     output.frames += 1
+                    output.segmenter.update()
+                if audio is not None:
+                    audio.segmenter.update()
                 if t + half_frame >= poster_at:
                     _write_poster(top, out_dir)
                     poster_at = math.inf
@@ -580,6 +662,10 @@ def _encode_pass(
             output.container.close()
         if audio is not None:
             audio.container.close()
+    for output in videos:
+        output.segmenter.update(final=True)
+    if audio is not None:
+        audio.segmenter.update(final=True)
     return _PassResult(frames, first_time, decoded_until, storyboard, videos, audio)
 
 
@@ -622,11 +708,7 @@ def transcode(
         )
     _check_complete(encoded.decoded_until, 0.0, facts.duration)
     on_progress(99.0, "packaging")
-    for output in encoded.outputs:
-        _finalize_playlist(output.directory / "index.m3u8")
     has_audio = encoded.audio is not None
-    if encoded.audio is not None:
-        _finalize_playlist(encoded.audio.directory / "index.m3u8")
     renditions = _renditions(out_dir, planned, has_audio=has_audio)
     write_master(out_dir, renditions, has_audio=has_audio)
     has_storyboard = encoded.storyboard.write(out_dir, facts.duration)
@@ -688,12 +770,14 @@ def part_prefix(index: int) -> str:
 
 
 def plan_parts(duration: float, part_seconds: float) -> list[tuple[float, float]]:
-    """Cut points on segment boundaries (so on keyframes): [start, end) per part."""
+    """Cut points on the published segment boundaries (2 s, then every 6 s; all keyframes):
+    [start, end) per part, so the stitched video has the segments a single pass makes."""
     step = max(SEGMENT_SECONDS, round(part_seconds / SEGMENT_SECONDS) * SEGMENT_SECONDS)
+    first = GOP_SECONDS  # the first segment is one fragment long
     cuts = []
     start = 0.0
     while start < duration:
-        end = min(duration, start + step)
+        end = min(duration, (first if start == 0 else start) + step)
         if duration - end < SEGMENT_SECONDS:  # no sliver of a last part
             end = duration
         cuts.append((start, end))
@@ -735,7 +819,6 @@ def transcode_part(
     _check_complete(encoded.decoded_until, start, end)
     for output in encoded.outputs:
         playlist = output.directory / f"{prefix}index.m3u8"
-        _finalize_playlist(playlist)
         # The MP4 muxer counts every output's decode time from zero (and records the part's
         # start in an edit list); stitched parts need times counted from the video's start.
         if encoded.first_time:
@@ -770,10 +853,11 @@ def transcode_audio(source: Path, out_dir: Path, *, cancelled: threading.Event) 
                     continue
                 for frame in frames:
                     _encode_audio(audio, frame)
+                audio.segmenter.update()
             _flush_audio(audio)
         finally:
             audio.container.close()
-    _finalize_playlist(out_dir / "audio" / "index.m3u8")
+    audio.segmenter.update(final=True)
     return True
 
 
@@ -896,16 +980,6 @@ def write_master(out_dir: Path, renditions: list[Rendition], *, has_audio: bool)
     tmp = out_dir / ".master.m3u8.tmp"
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     tmp.replace(out_dir / "master.m3u8")
-
-
-def _finalize_playlist(path: Path) -> None:
-    text = path.read_text(encoding="utf-8")
-    text = text.replace("#EXT-X-PLAYLIST-TYPE:EVENT", "#EXT-X-PLAYLIST-TYPE:VOD")
-    if "#EXT-X-ENDLIST" not in text:
-        text = text.rstrip("\n") + "\n#EXT-X-ENDLIST\n"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 _EXTINF = re.compile(r"#EXTINF:([0-9.]+)")

@@ -74,7 +74,8 @@ def test_ladder_with_aligned_keyframes_and_a_valid_master(tmp_path: Path) -> Non
         playlist = (out / rendition.name / "index.m3u8").read_text()
         assert "#EXT-X-PLAYLIST-TYPE:VOD" in playlist
         assert "#EXT-X-ENDLIST" in playlist
-        assert [round(d) for d, _ in playlist_segments(playlist)] == [6, 6, 1]
+        # 2 s first (plays sooner), then 6 s segments.
+        assert [round(d) for d, _ in playlist_segments(playlist)] == [2, 6, 5]
         times = keyframe_times(out / rendition.name)
         # A constant decoder delay shifts every rung alike; the GOP is 2 s everywhere.
         keyframes[rendition.name] = [round(t - times[0], 3) for t in times]
@@ -243,10 +244,11 @@ def test_cancellation_stops_the_encoder(tmp_path: Path) -> None:
 def test_parts_plan_on_segment_boundaries() -> None:
     from media.transcode import plan_parts
 
-    assert plan_parts(40, 12) == [(0, 12), (12, 24), (24, 40)]
-    assert plan_parts(30, 12) == [(0, 12), (12, 24), (24, 30)]
+    # On the published grid: 2 s, then every 6 s.
+    assert plan_parts(40, 12) == [(0, 14), (14, 26), (26, 40)]
+    assert plan_parts(30, 12) == [(0, 14), (14, 30)]
     assert plan_parts(12, 100) == [(0, 12)]
-    assert plan_parts(100, 20) == [(0, 18), (18, 36), (36, 54), (54, 72), (72, 90), (90, 100)]
+    assert plan_parts(100, 20) == [(0, 20), (20, 38), (38, 56), (56, 74), (74, 92), (92, 100)]
 
 
 def test_parts_encoded_separately_stitch_into_every_frame(tmp_path: Path) -> None:
@@ -277,12 +279,13 @@ def test_parts_encoded_separately_stitch_into_every_frame(tmp_path: Path) -> Non
     result = stitch(out, facts, parts, has_audio=True)
 
     assert result.frames == seconds * fps
-    assert sorted(p.frames for p in parts) == [360, 360, 480]
+    assert sorted(p.frames for p in parts) == [360, 420, 420]
     playlist = (out / "240p" / "index.m3u8").read_text()
     # One configuration, so one init section for the whole stream.
     assert playlist.count("#EXT-X-MAP") == 1
     assert "#EXT-X-DISCONTINUITY" not in playlist
-    assert [round(d) for d, _ in playlist_segments(playlist)] == [6, 6, 6, 6, 6, 6, 4]
+    # The same segments a single pass makes.
+    assert [round(d) for d, _ in playlist_segments(playlist)] == [2, 6, 6, 6, 6, 6, 6, 2]
     # Played through its playlist: every frame once, in order, evenly spaced.
     with av.open(str(out / "240p" / "index.m3u8")) as hls:
         times = [round(float(f.pts * f.time_base) * fps) for f in hls.decode(video=0)]

@@ -287,5 +287,5 @@ async def test_a_long_video_is_encoded_in_parts_and_stitched(
     assert not (root / "parts" / video_id).exists()
     base = video["playback_url"].rsplit("/", 1)[0]
     playlist = await (await client.get(f"{base}/240p/index.m3u8")).text()
-    assert playlist.count("#EXTINF") == 5
+    assert playlist.count("#EXTINF") == 6  # 2 s, then 6 s segments: 2+6+6 | 6+6+4
     assert "#EXT-X-ENDLIST" in playlist
