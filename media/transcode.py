@@ -708,10 +708,29 @@ def transcode(
         )
     _check_complete(encoded.decoded_until, 0.0, facts.duration)
     on_progress(99.0, "packaging")
-    has_audio = encoded.audio is not None
+    return _package(
+        out_dir,
+        facts,
+        planned,
+        encoded.storyboard,
+        has_audio=encoded.audio is not None,
+        frames=encoded.frames,
+    )
+
+
+def _package(
+    out_dir: Path,
+    facts: Probe,
+    planned: list[PlannedRung],
+    storyboard: _Storyboard,
+    *,
+    has_audio: bool,
+    frames: int,
+) -> TranscodeResult:
+    """The finishing touches of a finished ladder: measured master, storyboard, download."""
     renditions = _renditions(out_dir, planned, has_audio=has_audio)
     write_master(out_dir, renditions, has_audio=has_audio)
-    has_storyboard = encoded.storyboard.write(out_dir, facts.duration)
+    has_storyboard = storyboard.write(out_dir, facts.duration)
     download = _write_download(out_dir, renditions, has_audio=has_audio)
     return TranscodeResult(
         probe=facts,
@@ -720,7 +739,7 @@ def transcode(
         poster="poster.jpg" if (out_dir / "poster.jpg").exists() else None,
         storyboard="storyboard.vtt" if has_storyboard else None,
         download=download,
-        frames=encoded.frames,
+        frames=frames,
     )
 
 
@@ -895,8 +914,6 @@ def stitch(
             "#EXT-X-INDEPENDENT-SEGMENTS",
         ]
         (directory / "index.m3u8").write_text("\n".join([*header, *lines, "#EXT-X-ENDLIST"]) + "\n")
-    renditions = _renditions(out_dir, planned, has_audio=has_audio)
-    write_master(out_dir, renditions, has_audio=has_audio)
     board = _Storyboard(
         interval=max(2.0, facts.duration / 100),
         thumb_width=THUMB_WIDTH,
@@ -910,16 +927,8 @@ def stitch(
             for n, t in enumerate(part.thumbs):
                 box = (n * board.thumb_width, 0, (n + 1) * board.thumb_width, board.thumb_height)
                 board.thumbs.append((t, strip.crop(box)))
-    has_storyboard = board.write(out_dir, facts.duration)
-    download = _write_download(out_dir, renditions, has_audio=has_audio)
-    return TranscodeResult(
-        probe=facts,
-        renditions=renditions,
-        has_audio=has_audio,
-        poster="poster.jpg" if (out_dir / "poster.jpg").exists() else None,
-        storyboard="storyboard.vtt" if has_storyboard else None,
-        download=download,
-        frames=sum(p.frames for p in parts),
+    return _package(
+        out_dir, facts, planned, board, has_audio=has_audio, frames=sum(p.frames for p in parts)
     )
 
 
