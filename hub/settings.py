@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     )
     upload_expiry_hours: int = Field(default=24, ge=1, description="unfinished resumable uploads")
     signup_grant_coins: int = Field(default=100, ge=0, description="coins every new account gets")
+    payment_webhook_secret: str | None = Field(
+        default=None, min_length=16, description="signs provider webhooks; derived when unset"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     web_dist: Path = Field(default=REPO_ROOT / "web" / "dist", description="built front end")

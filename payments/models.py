@@ -90,3 +90,29 @@ class IdempotencyRecord(Base):
     body: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
     content_type: Mapped[str] = mapped_column(String(100), default="application/json")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class TopUp(Base):
+    """A purchase of coins through the payment provider."""
+
+    __tablename__ = "topups"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    pack: Mapped[str] = mapped_column(String(32))
+    coins: Mapped[int] = mapped_column(BigInteger)
+    price_cents: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))  # pending | paid | declined
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class PaymentEvent(Base):
+    """Provider webhook events already handled, by the provider's event id."""
+
+    __tablename__ = "payment_events"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
