@@ -49,6 +49,7 @@ from media.ladder import (
     PlannedRung,
     plan_ladder,
 )
+from media.transcode import playlist_segments
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = ROOT / "var" / "bench"
@@ -251,21 +252,7 @@ def _describe_source(name: str, path: Path, generated: float | None) -> SourceIn
 
 # Watching the output ------------------------------------------------------------------------
 
-_EXTINF = re.compile(r"#EXTINF:([0-9.]+)")
 _MAP_URI = re.compile(r'#EXT-X-MAP:URI="([^"]+)"')
-
-
-def playlist_segments(text: str) -> list[tuple[float, str]]:
-    segments: list[tuple[float, str]] = []
-    duration: float | None = None
-    for line in text.splitlines():
-        match = _EXTINF.match(line)
-        if match:
-            duration = float(match.group(1))
-        elif line and not line.startswith("#") and duration is not None:
-            segments.append((duration, line.strip()))
-            duration = None
-    return segments
 
 
 def _rendition_playable(directory: Path) -> bool:

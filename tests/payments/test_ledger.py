@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from hub.clock import SystemClock
 from hub.db import Database
 from hub.identity.models import User
+from hub.services import HUB
 from payments.handlers import PAYMENTS
 from payments.ledger import (
     ISSUANCE,
@@ -105,7 +106,7 @@ async def _new_user(db: Database) -> int:
 async def test_concurrent_spending_never_overdraws(app: web.Application, client: Client) -> None:
     """100 concurrent payments of 7 from a wallet holding exactly 70: exactly 10 succeed."""
     ledger = app[PAYMENTS].ledger
-    db = app[PAYMENTS].ledger._db
+    db = app[HUB].db
     user_id, revenue = await _funded(ledger, db, 70)
 
     async def pay() -> bool:
@@ -133,7 +134,7 @@ async def test_unbalanced_or_empty_postings_are_refused(
     from payments.ledger import UnbalancedTransfer
 
     ledger = app[PAYMENTS].ledger
-    db = ledger._db
+    db = app[HUB].db
     user_id, revenue = await _funded(ledger, db, 10)
     async with db.transaction() as s:
         wallet = await ledger.wallet(s, user_id)
@@ -152,7 +153,7 @@ async def test_the_database_refuses_a_negative_wallet(app: web.Application, clie
     from sqlalchemy.exc import IntegrityError
 
     ledger = app[PAYMENTS].ledger
-    db = ledger._db
+    db = app[HUB].db
     user_id, _ = await _funded(ledger, db, 10)
     with pytest.raises(IntegrityError):
         async with db.transaction() as s:
