@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 
+from catalog import wiring as catalog_wiring
 from hub import system
 from hub.api import AUTHENTICATOR, MAX_JSON_BYTES, Api
 from hub.clock import Clock
@@ -55,6 +56,7 @@ def create_app(
     # The composition root is the one place that reaches up into the feature packages.
     payments_wiring.install(app, hub, api, payments_wiring.build_payments(hub))
     media_wiring.install(app, hub, api, media_wiring.build_media(hub))
+    catalog_wiring.install(app, hub, api, catalog_wiring.build_catalog(hub))
     api.mount(app)
     app[system.OPENAPI] = system.openapi_bytes(api, cohort_version())
     system.add_web_routes(app, settings.web_dist)

@@ -15,7 +15,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 # Model modules of every package, loaded by name: the hub owns migrations but may not import
 # the packages above it (the dependency contract), and autogenerate needs all their tables.
-MODEL_MODULES = ("hub.identity.models", "media.models", "payments.models")
+MODEL_MODULES = ("hub.identity.models", "media.models", "payments.models", "catalog.models")
 
 
 def load_models() -> None:

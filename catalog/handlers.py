@@ -1,0 +1,324 @@
+"""HTTP edge of the catalog: course authoring and course pages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, Field, model_validator
+
+from catalog.courses import CourseManager, CourseView, LessonDraft
+from hub.api import Api, RequestModel, authenticate, path_int
+from hub.identity.manager import Principal
+
+Tag = Annotated[str, Field(min_length=1, max_length=40)]
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogServices:
+    courses: CourseManager
+
+
+CATALOG = web.AppKey("catalog", CatalogServices)
+
+
+class CourseBody(RequestModel):
+    title: str = Field(min_length=3, max_length=200)
+    subtitle: str = Field(default="", max_length=300)
+    description: str = Field(default="", max_length=20_000)
+    tags: list[Tag] = Field(default_factory=list, max_length=12)
+    level: Literal["beginner", "intermediate", "advanced"] = "beginner"
+    language: str = Field(default="en", pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
+    price: int = Field(default=0, ge=0, le=1_000_000, description="coins; 0 is free")
+
+
+class CoursePatch(RequestModel):
+    title: str | None = Field(default=None, min_length=3, max_length=200)
+    subtitle: str | None = Field(default=None, max_length=300)
+    description: str | None = Field(default=None, max_length=20_000)
+    tags: list[Tag] | None = Field(default=None, max_length=12)
+    level: Literal["beginner", "intermediate", "advanced"] | None = None
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
+    price: int | None = Field(default=None, ge=0, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> CoursePatch:
+        if not self.model_fields_set or any(
+            getattr(self, f) is None for f in self.model_fields_set
+        ):
+            raise ValueError("send at least one field, none of them null")
+        return self
+
+
+class SectionBody(RequestModel):
+    title: str = Field(min_length=1, max_length=200)
+
+
+class LessonBody(RequestModel):
+    title: str = Field(min_length=1, max_length=200)
+    kind: Literal["video", "text"]
+    video_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+    body: str = Field(default="", max_length=100_000, description="markdown, for text lessons")
+    free_preview: bool = False
+
+    @model_validator(mode="after")
+    def _matches_kind(self) -> LessonBody:
+        if self.kind == "video" and not self.video_id:
+            raise ValueError("a video lesson needs video_id")
+        if self.kind == "text" and not self.body.strip():
+            raise ValueError("a text lesson needs a body")
+        return self
+
+
+class OrderBody(RequestModel):
+    sections: list[int] = Field(description="every section id of the course, in order")
+    lessons: dict[int, list[int]] = Field(
+        default_factory=dict, description="section id → its lesson ids, in order"
+    )
+
+
+class LessonOut(BaseModel):
+    id: int
+    title: str
+    kind: Literal["video", "text"]
+    free_preview: bool
+    duration: float | None = Field(description="seconds, for video lessons")
+    video_id: str | None = Field(description="only for the owner (playback comes from /api/videos)")
+
+
+class SectionOut(BaseModel):
+    id: int
+    title: str
+    lessons: list[LessonOut]
+
+
+class CourseOut(BaseModel):
+    id: int
+    slug: str
+    title: str
+    subtitle: str
+    description: str
+    tags: list[str]
+    level: str
+    language: str
+    price: int
+    status: Literal["draft", "published", "archived"]
+    owner_id: int
+    created_at: datetime
+    published_at: datetime | None
+    sections: list[SectionOut]
+
+    @classmethod
+    def of(cls, view: CourseView, viewer_id: int | None) -> CourseOut:
+        c = view.course
+        mine = viewer_id == c.owner_id
+        return cls(
+            id=c.id,
+            slug=c.slug,
+            title=c.title,
+            subtitle=c.subtitle,
+            description=c.description,
+            tags=list(c.tags),
+            level=c.level,
+            language=c.language,
+            price=c.price,
+            status=c.status,
+            owner_id=c.owner_id,
+            created_at=c.created_at,
+            published_at=c.published_at,
+            sections=[
+                SectionOut(
+                    id=sv.section.id,
+                    title=sv.section.title,
+                    lessons=[
+                        LessonOut(
+                            id=lv.lesson.id,
+                            title=lv.lesson.title,
+                            kind=lv.lesson.kind,
+                            free_preview=lv.lesson.free_preview,
+                            duration=lv.duration,
+                            video_id=lv.lesson.video_id if mine else None,
+                        )
+                        for lv in sv.lessons
+                    ],
+                )
+                for sv in view.sections
+            ],
+        )
+
+
+class SectionOutShort(BaseModel):
+    id: int
+    course_id: int
+    title: str
+    position: int
+
+
+class LessonOutShort(BaseModel):
+    id: int
+    section_id: int
+    title: str
+    kind: str
+    position: int
+    free_preview: bool
+
+
+def _courses(request: web.Request) -> CourseManager:
+    return request.app[CATALOG].courses
+
+
+async def _course_out(request: web.Request, principal: Principal, course_id: int) -> CourseOut:
+    view = await _courses(request).view(principal.user, course_id)
+    return CourseOut.of(view, principal.user.id)
+
+
+def register_routes(api: Api) -> None:
+    tags = ("courses",)
+
+    @api.route(
+        "POST",
+        "/api/courses",
+        summary="Create a course (verified teachers)",
+        body=CourseBody,
+        response=CourseOut,
+        status=201,
+        errors=[403],
+        tags=tags,
+    )
+    async def create_course(
+        request: web.Request, principal: Principal, body: CourseBody
+    ) -> CourseOut:
+        course = await _courses(request).create(principal, body.model_dump())
+        return await _course_out(request, principal, course.id)
+
+    @api.route(
+        "PATCH",
+        r"/api/courses/{course_id:\d+}",
+        summary="Edit a course (owner)",
+        body=CoursePatch,
+        response=CourseOut,
+        errors=[404],
+        tags=tags,
+    )
+    async def patch_course(
+        request: web.Request, principal: Principal, body: CoursePatch
+    ) -> CourseOut:
+        course_id = path_int(request, "course_id")
+        changes = {name: getattr(body, name) for name in body.model_fields_set}
+        await _courses(request).update(principal, course_id, changes)
+        return await _course_out(request, principal, course_id)
+
+    @api.route(
+        "GET",
+        r"/api/courses/{course_id:\d+}",
+        summary="A course and its curriculum",
+        response=CourseOut,
+        auth=False,
+        errors=[404],
+        tags=tags,
+    )
+    async def get_course(request: web.Request) -> CourseOut:
+        """Published courses for everyone (locked lessons show titles and durations only);
+        drafts for their owner and admins."""
+        viewer = (await authenticate(request)).user if "Authorization" in request.headers else None
+        view = await _courses(request).view(viewer, path_int(request, "course_id"))
+        return CourseOut.of(view, viewer.id if viewer else None)
+
+    @api.route(
+        "POST",
+        r"/api/courses/{course_id:\d+}/sections",
+        summary="Add a section (owner)",
+        body=SectionBody,
+        response=SectionOutShort,
+        status=201,
+        errors=[404],
+        tags=tags,
+    )
+    async def add_section(
+        request: web.Request, principal: Principal, body: SectionBody
+    ) -> SectionOutShort:
+        section = await _courses(request).add_section(
+            principal, path_int(request, "course_id"), body.title
+        )
+        return SectionOutShort(
+            id=section.id,
+            course_id=section.course_id,
+            title=section.title,
+            position=section.position,
+        )
+
+    @api.route(
+        "POST",
+        r"/api/sections/{section_id:\d+}/lessons",
+        summary="Add a lesson (owner)",
+        body=LessonBody,
+        response=LessonOutShort,
+        status=201,
+        errors=[404],
+        tags=tags,
+    )
+    async def add_lesson(
+        request: web.Request, principal: Principal, body: LessonBody
+    ) -> LessonOutShort:
+        draft = LessonDraft(
+            title=body.title,
+            kind=body.kind,
+            video_id=body.video_id,
+            body=body.body,
+            free_preview=body.free_preview,
+        )
+        lesson = await _courses(request).add_lesson(
+            principal, path_int(request, "section_id"), draft
+        )
+        return LessonOutShort(
+            id=lesson.id,
+            section_id=lesson.section_id,
+            title=lesson.title,
+            kind=lesson.kind,
+            position=lesson.position,
+            free_preview=lesson.free_preview,
+        )
+
+    @api.route(
+        "PUT",
+        r"/api/courses/{course_id:\d+}/order",
+        summary="Reorder sections and lessons",
+        body=OrderBody,
+        response=CourseOut,
+        errors=[404],
+        tags=tags,
+    )
+    async def reorder(request: web.Request, principal: Principal, body: OrderBody) -> CourseOut:
+        course_id = path_int(request, "course_id")
+        await _courses(request).reorder(principal, course_id, body.sections, body.lessons)
+        return await _course_out(request, principal, course_id)
+
+    @api.route(
+        "POST",
+        r"/api/courses/{course_id:\d+}/publish",
+        summary="Publish a course (owner)",
+        response=CourseOut,
+        errors=[404, 409],
+        tags=tags,
+    )
+    async def publish(request: web.Request, principal: Principal) -> CourseOut:
+        """Refused (409, with the reason) while the course has no lesson or a lesson's video
+        is not ready."""
+        course_id = path_int(request, "course_id")
+        await _courses(request).publish(principal, course_id)
+        return await _course_out(request, principal, course_id)
+
+    @api.route(
+        "POST",
+        r"/api/courses/{course_id:\d+}/unpublish",
+        summary="Take a course off the catalog (owner or admin)",
+        response=CourseOut,
+        errors=[404],
+        tags=tags,
+    )
+    async def unpublish(request: web.Request, principal: Principal) -> CourseOut:
+        course_id = path_int(request, "course_id")
+        await _courses(request).unpublish(principal, course_id)
+        return await _course_out(request, principal, course_id)

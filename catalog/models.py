@@ -1,0 +1,58 @@
+"""Catalog tables: courses, their sections and lessons."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hub.db import Base, BigId, UTCDateTime
+
+
+class Course(Base):
+    __tablename__ = "courses"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(220), unique=True)
+    subtitle: Mapped[str] = mapped_column(String(300), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    level: Mapped[str] = mapped_column(String(16))  # beginner | intermediate | advanced
+    language: Mapped[str] = mapped_column(String(16))
+    price: Mapped[int] = mapped_column(Integer, default=0)  # coins; 0 is free
+    status: Mapped[str] = mapped_column(String(16), index=True)  # draft | published | archived
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class Section(Base):
+    __tablename__ = "course_sections"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class Lesson(Base):
+    __tablename__ = "course_lessons"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    section_id: Mapped[int] = mapped_column(
+        ForeignKey("course_sections.id", ondelete="CASCADE"), index=True
+    )
+    # Denormalized: a lesson's course is read on every playback authorization.
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(8))  # video | text
+    video_id: Mapped[str | None] = mapped_column(
+        ForeignKey("videos.id", ondelete="SET NULL"), default=None, index=True
+    )
+    body: Mapped[str] = mapped_column(Text, default="")
+    free_preview: Mapped[bool] = mapped_column(Boolean, default=False)
+    position: Mapped[int] = mapped_column(Integer)
