@@ -10,8 +10,10 @@ from aiohttp import web
 from pydantic import BaseModel, Field, model_validator
 
 from catalog.courses import CourseManager, CourseView, LessonDraft
+from catalog.purchases import Purchases
 from hub.api import Api, RequestModel, authenticate, path_int
 from hub.identity.manager import Principal
+from payments.idempotency import IdempotencyKeys, StoredResponse, fingerprint
 
 Tag = Annotated[str, Field(min_length=1, max_length=40)]
 
@@ -19,6 +21,8 @@ Tag = Annotated[str, Field(min_length=1, max_length=40)]
 @dataclass(frozen=True, slots=True)
 class CatalogServices:
     courses: CourseManager
+    purchases: Purchases
+    keys: IdempotencyKeys
 
 
 CATALOG = web.AppKey("catalog", CatalogServices)
@@ -163,6 +167,17 @@ class LessonOutShort(BaseModel):
     kind: str
     position: int
     free_preview: bool
+
+
+class EnrollmentOut(BaseModel):
+    id: int
+    course_id: int
+    price_paid: int
+    created_at: datetime
+
+
+class EnrollmentEnvelope(BaseModel):
+    enrollment: EnrollmentOut
 
 
 def _courses(request: web.Request) -> CourseManager:
@@ -322,3 +337,43 @@ def register_routes(api: Api) -> None:
         course_id = path_int(request, "course_id")
         await _courses(request).unpublish(principal, course_id)
         return await _course_out(request, principal, course_id)
+
+    @api.route(
+        "POST",
+        r"/api/courses/{course_id:\d+}/purchase",
+        summary="Buy a course with coins",
+        response=EnrollmentEnvelope,
+        status=201,
+        errors=[402, 404, 409],
+        tags=tags,
+    )
+    async def purchase(request: web.Request, principal: Principal) -> web.Response:
+        """Pays the price from the wallet (split between the teacher and the platform) and
+        enrolls, in one transaction. 402 with `balance` and `price` when coins are short; 409
+        when already enrolled. Send an `Idempotency-Key` to make retries safe: the same key
+        replays the first answer without paying again."""
+        services = request.app[CATALOG]
+        course_id = path_int(request, "course_id")
+
+        async def buy() -> StoredResponse:
+            enrollment = await services.purchases.purchase(principal, course_id)
+            out = EnrollmentEnvelope(
+                enrollment=EnrollmentOut(
+                    id=enrollment.id,
+                    course_id=enrollment.course_id,
+                    price_paid=enrollment.price_paid,
+                    created_at=enrollment.created_at,
+                )
+            )
+            return StoredResponse(201, out.model_dump_json().encode(), "application/json")
+
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            response = await buy()
+        else:
+            response = await services.keys.run(
+                principal.user.id, key, fingerprint("POST", request.path, b""), buy
+            )
+        return web.Response(
+            status=response.status, body=response.body, content_type=response.content_type
+        )

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     )
     upload_expiry_hours: int = Field(default=24, ge=1, description="unfinished resumable uploads")
     signup_grant_coins: int = Field(default=100, ge=0, description="coins every new account gets")
+    teacher_share_percent: int = Field(
+        default=70, ge=0, le=100, description="share of a course's price paid to its teacher"
+    )
     payment_webhook_secret: str | None = Field(
         default=None, min_length=16, description="signs provider webhooks; derived when unset"
     )

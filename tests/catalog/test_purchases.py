@@ -1,0 +1,163 @@
+"""Buying courses with coins, and who may then watch their videos."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from hub.services import HUB
+from payments.handlers import PAYMENTS
+from payments.ledger import REVENUE, Ledger, wallet_code
+from tests.catalog.test_courses import COURSE, a_video
+from tests.conftest import Account, log_in, sign_up
+
+
+@pytest.fixture
+async def teacher(client: Any, app: web.Application) -> Account:
+    account = Account("tina@example.com", "teaching all day", "Tina")
+    user = await app[HUB].identity.ensure_account(
+        account.email, account.password, "Tina", admin=False, teacher=True
+    )
+    account.id = user.id
+    await log_in(client, account)
+    return account
+
+
+async def published(
+    client: Any, app: web.Application, teacher: Account, *, price: int, preview: bool = False
+) -> tuple[int, str, str]:
+    """A published course with one video lesson (and one free-preview video lesson)."""
+    course = await (
+        await client.post("/api/courses", json={**COURSE, "price": price}, headers=teacher.auth)
+    ).json()
+    section = await (
+        await client.post(
+            f"/api/courses/{course['id']}/sections", json={"title": "S"}, headers=teacher.auth
+        )
+    ).json()
+    paid_video = await a_video(app, teacher.id)
+    preview_video = await a_video(app, teacher.id)
+    for title, video, free in (("Paid", paid_video, False), ("Preview", preview_video, True)):
+        resp = await client.post(
+            f"/api/sections/{section['id']}/lessons",
+            json={"title": title, "kind": "video", "video_id": video, "free_preview": free},
+            headers=teacher.auth,
+        )
+        assert resp.status == 201
+    assert (
+        await client.post(f"/api/courses/{course['id']}/publish", headers=teacher.auth)
+    ).status == 200
+    return course["id"], paid_video, preview_video
+
+
+async def balance(client: Any, account: Account) -> int:
+    return (await (await client.get("/api/wallet", headers=account.auth)).json())["balance"]
+
+
+async def test_buy_a_course_pays_the_teacher_and_unlocks_its_videos(
+    client: Any, app: web.Application, teacher: Account
+) -> None:
+    course_id, paid_video, preview_video = await published(client, app, teacher, price=40)
+    student = await sign_up(client, "Sam")
+    # Before buying: the free preview plays, the paid lesson does not exist for them.
+    assert (await client.get(f"/api/videos/{preview_video}", headers=student.auth)).status == 200
+    assert (await client.get(f"/api/videos/{paid_video}", headers=student.auth)).status == 404
+
+    resp = await client.post(f"/api/courses/{course_id}/purchase", headers=student.auth)
+    assert resp.status == 201
+    enrollment = (await resp.json())["enrollment"]
+    assert (enrollment["course_id"], enrollment["price_paid"]) == (course_id, 40)
+    assert await balance(client, student) == 60
+    assert await balance(client, teacher) == 100 + 28  # 70 % of 40
+    async with app[HUB].db.sessions() as s:
+        revenue = await app[PAYMENTS].ledger.account(s, REVENUE)
+        assert revenue.balance == 12
+    video = await (await client.get(f"/api/videos/{paid_video}", headers=student.auth)).json()
+    assert video["playback_url"]
+    assert await app[PAYMENTS].ledger.verify() == []
+
+    again = await client.post(f"/api/courses/{course_id}/purchase", headers=student.auth)
+    assert again.status == 409
+    assert await balance(client, student) == 60
+
+
+async def test_not_enough_coins_is_402_and_changes_nothing(
+    client: Any, app: web.Application, teacher: Account
+) -> None:
+    course_id, paid_video, _ = await published(client, app, teacher, price=150)
+    student = await sign_up(client, "Sam")
+    resp = await client.post(f"/api/courses/{course_id}/purchase", headers=student.auth)
+    assert resp.status == 402
+    problem = await resp.json()
+    assert (problem["code"], problem["balance"], problem["price"]) == (
+        "insufficient_funds",
+        100,
+        150,
+    )
+    assert await balance(client, student) == 100
+    assert (await client.get(f"/api/videos/{paid_video}", headers=student.auth)).status == 404
+
+
+async def test_free_courses_enroll_without_a_transfer(
+    client: Any, app: web.Application, teacher: Account
+) -> None:
+    course_id, paid_video, _ = await published(client, app, teacher, price=0)
+    student = await sign_up(client, "Sam")
+    resp = await client.post(f"/api/courses/{course_id}/purchase", headers=student.auth)
+    assert resp.status == 201
+    assert await balance(client, student) == 100
+    history = await (await client.get("/api/wallet/transactions", headers=student.auth)).json()
+    assert [line["kind"] for line in history["items"]] == ["signup_grant"]
+    assert (await client.get(f"/api/videos/{paid_video}", headers=student.auth)).status == 200
+
+
+async def test_idempotency_key_makes_a_retry_safe(
+    client: Any, app: web.Application, teacher: Account
+) -> None:
+    course_id, _, _ = await published(client, app, teacher, price=30)
+    student = await sign_up(client, "Sam")
+    headers = {**student.auth, "Idempotency-Key": "buy-course-1"}
+    first = await client.post(f"/api/courses/{course_id}/purchase", headers=headers)
+    second = await client.post(f"/api/courses/{course_id}/purchase", headers=headers)
+    assert first.status == second.status == 201
+    assert await first.json() == await second.json()
+    assert await balance(client, student) == 70
+    other_course, _, _ = await published(client, app, teacher, price=30)
+    reuse = await client.post(f"/api/courses/{other_course}/purchase", headers=headers)
+    assert reuse.status == 409  # the key belongs to another request
+
+
+async def test_drafts_and_own_courses_cannot_be_bought(client: Any, teacher: Account) -> None:
+    draft = await (await client.post("/api/courses", json=COURSE, headers=teacher.auth)).json()
+    student = await sign_up(client, "Sam")
+    assert (
+        await client.post(f"/api/courses/{draft['id']}/purchase", headers=student.auth)
+    ).status == 404
+    assert (await client.post("/api/courses/999/purchase", headers=student.auth)).status == 404
+
+
+async def test_hundred_concurrent_purchases_from_a_wallet_for_ten(
+    client: Any, app: web.Application, teacher: Account
+) -> None:
+    """100 courses at 10 coins, a wallet holding exactly 100: exactly 10 purchases succeed."""
+    courses = []
+    for _ in range(100):
+        course_id, _, _ = await published(client, app, teacher, price=10)
+        courses.append(course_id)
+    student = await sign_up(client, "Sam")
+    assert await balance(client, student) == 100
+    statuses = await asyncio.gather(
+        *(client.post(f"/api/courses/{cid}/purchase", headers=student.auth) for cid in courses)
+    )
+    codes = sorted(r.status for r in statuses)
+    assert codes.count(201) == 10
+    assert codes.count(402) == 90
+    assert await balance(client, student) == 0
+    ledger: Ledger = app[PAYMENTS].ledger
+    assert await ledger.verify() == []
+    async with app[HUB].db.sessions() as s:
+        teacher_wallet = await ledger.account(s, wallet_code(teacher.id))
+        assert teacher_wallet.balance == 10 * 7  # the teacher's share of each sale
