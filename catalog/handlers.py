@@ -11,8 +11,10 @@ from pydantic import BaseModel, Field, model_validator
 
 from catalog.courses import CourseManager, CourseView, LessonDraft
 from catalog.purchases import Purchases
+from catalog.reviews import Reviews, ReviewView
 from hub.api import Api, RequestModel, authenticate, path_int
 from hub.identity.manager import Principal
+from hub.identity.models import User
 from payments.idempotency import IdempotencyKeys, StoredResponse, fingerprint
 
 Tag = Annotated[str, Field(min_length=1, max_length=40)]
@@ -23,6 +25,7 @@ class CatalogServices:
     courses: CourseManager
     purchases: Purchases
     keys: IdempotencyKeys
+    reviews: Reviews
 
 
 CATALOG = web.AppKey("catalog", CatalogServices)
@@ -83,6 +86,11 @@ class OrderBody(RequestModel):
     )
 
 
+class CourseRating(BaseModel):
+    average: float | None = Field(description="1 to 5; null before the first review")
+    count: int
+
+
 class LessonOut(BaseModel):
     id: int
     title: str
@@ -112,10 +120,11 @@ class CourseOut(BaseModel):
     owner_id: int
     created_at: datetime
     published_at: datetime | None
+    rating: CourseRating
     sections: list[SectionOut]
 
     @classmethod
-    def of(cls, view: CourseView, viewer_id: int | None) -> CourseOut:
+    def of(cls, view: CourseView, viewer_id: int | None, rating: CourseRating) -> CourseOut:
         c = view.course
         mine = viewer_id == c.owner_id
         return cls(
@@ -132,6 +141,7 @@ class CourseOut(BaseModel):
             owner_id=c.owner_id,
             created_at=c.created_at,
             published_at=c.published_at,
+            rating=rating,
             sections=[
                 SectionOut(
                     id=sv.section.id,
@@ -169,6 +179,36 @@ class LessonOutShort(BaseModel):
     free_preview: bool
 
 
+class ReviewBody(RequestModel):
+    rating: int = Field(ge=1, le=5)
+    comment: str = Field(default="", max_length=5000)
+
+
+class ReviewQuery(RequestModel):
+    cursor: int | None = Field(default=None, ge=1)
+    limit: int = Field(default=20, ge=1, le=100)
+
+
+class ReviewOut(BaseModel):
+    id: int
+    rating: int
+    comment: str
+    author: dict[str, int | str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class RatingOut(BaseModel):
+    average: float | None
+    count: int
+
+
+class ReviewList(BaseModel):
+    items: list[ReviewOut]
+    rating: RatingOut
+    next_cursor: int | None
+
+
 class EnrollmentOut(BaseModel):
     id: int
     course_id: int
@@ -184,9 +224,11 @@ def _courses(request: web.Request) -> CourseManager:
     return request.app[CATALOG].courses
 
 
-async def _course_out(request: web.Request, principal: Principal, course_id: int) -> CourseOut:
-    view = await _courses(request).view(principal.user, course_id)
-    return CourseOut.of(view, principal.user.id)
+async def _course_out(request: web.Request, viewer: User | None, course_id: int) -> CourseOut:
+    view = await _courses(request).view(viewer, course_id)
+    summary = await request.app[CATALOG].reviews.summary(course_id)
+    rating = CourseRating(average=summary.average, count=summary.count)
+    return CourseOut.of(view, viewer.id if viewer else None, rating)
 
 
 def register_routes(api: Api) -> None:
@@ -206,7 +248,7 @@ def register_routes(api: Api) -> None:
         request: web.Request, principal: Principal, body: CourseBody
     ) -> CourseOut:
         course = await _courses(request).create(principal, body.model_dump())
-        return await _course_out(request, principal, course.id)
+        return await _course_out(request, principal.user, course.id)
 
     @api.route(
         "PATCH",
@@ -223,7 +265,7 @@ def register_routes(api: Api) -> None:
         course_id = path_int(request, "course_id")
         changes = {name: getattr(body, name) for name in body.model_fields_set}
         await _courses(request).update(principal, course_id, changes)
-        return await _course_out(request, principal, course_id)
+        return await _course_out(request, principal.user, course_id)
 
     @api.route(
         "GET",
@@ -238,8 +280,7 @@ def register_routes(api: Api) -> None:
         """Published courses for everyone (locked lessons show titles and durations only);
         drafts for their owner and admins."""
         viewer = (await authenticate(request)).user if "Authorization" in request.headers else None
-        view = await _courses(request).view(viewer, path_int(request, "course_id"))
-        return CourseOut.of(view, viewer.id if viewer else None)
+        return await _course_out(request, viewer, path_int(request, "course_id"))
 
     @api.route(
         "POST",
@@ -308,7 +349,7 @@ def register_routes(api: Api) -> None:
     async def reorder(request: web.Request, principal: Principal, body: OrderBody) -> CourseOut:
         course_id = path_int(request, "course_id")
         await _courses(request).reorder(principal, course_id, body.sections, body.lessons)
-        return await _course_out(request, principal, course_id)
+        return await _course_out(request, principal.user, course_id)
 
     @api.route(
         "POST",
@@ -323,7 +364,7 @@ def register_routes(api: Api) -> None:
         is not ready."""
         course_id = path_int(request, "course_id")
         await _courses(request).publish(principal, course_id)
-        return await _course_out(request, principal, course_id)
+        return await _course_out(request, principal.user, course_id)
 
     @api.route(
         "POST",
@@ -336,7 +377,7 @@ def register_routes(api: Api) -> None:
     async def unpublish(request: web.Request, principal: Principal) -> CourseOut:
         course_id = path_int(request, "course_id")
         await _courses(request).unpublish(principal, course_id)
-        return await _course_out(request, principal, course_id)
+        return await _course_out(request, principal.user, course_id)
 
     @api.route(
         "POST",
@@ -377,3 +418,54 @@ def register_routes(api: Api) -> None:
         return web.Response(
             status=response.status, body=response.body, content_type=response.content_type
         )
+
+    @api.route(
+        "PUT",
+        r"/api/courses/{course_id:\d+}/review",
+        summary="Rate a course (enrolled)",
+        body=ReviewBody,
+        response=ReviewOut,
+        errors=[403, 404],
+        tags=tags,
+    )
+    async def write_review(
+        request: web.Request, principal: Principal, body: ReviewBody
+    ) -> ReviewOut:
+        """One review per student per course; sending it again edits it."""
+        view = await request.app[CATALOG].reviews.write(
+            principal, path_int(request, "course_id"), body.rating, body.comment
+        )
+        return _review_out(view)
+
+    @api.route(
+        "GET",
+        r"/api/courses/{course_id:\d+}/reviews",
+        summary="A course's reviews",
+        query=ReviewQuery,
+        response=ReviewList,
+        auth=False,
+        tags=tags,
+    )
+    async def list_reviews(request: web.Request, query: ReviewQuery) -> ReviewList:
+        """Newest first, with the average rating and the count."""
+        views, summary = await request.app[CATALOG].reviews.list(
+            path_int(request, "course_id"), before=query.cursor, limit=query.limit
+        )
+        items = [_review_out(v) for v in views]
+        return ReviewList(
+            items=items,
+            rating=RatingOut(average=summary.average, count=summary.count),
+            next_cursor=items[-1].id if len(items) == query.limit else None,
+        )
+
+
+def _review_out(view: ReviewView) -> ReviewOut:
+    r = view.review
+    return ReviewOut(
+        id=r.id,
+        rating=r.rating,
+        comment=r.comment,
+        author={"id": view.author.id, "display_name": view.author.display_name},
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+    )

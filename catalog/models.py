@@ -69,3 +69,16 @@ class Enrollment(Base):
     # The ledger transfer that paid for it (none for free courses).
     transfer_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transfers.id"), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Review(Base):
+    __tablename__ = "course_reviews"
+    __table_args__ = (UniqueConstraint("user_id", "course_id", name="uq_review_user_course"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
+    rating: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -7,6 +7,7 @@ from aiohttp import web
 from catalog.courses import CourseManager
 from catalog.handlers import CATALOG, CatalogServices, register_routes
 from catalog.purchases import CourseEntitlement, Purchases
+from catalog.reviews import Reviews
 from hub.api import Api
 from hub.services import Hub
 from payments.handlers import PaymentServices
@@ -14,7 +15,9 @@ from payments.handlers import PaymentServices
 
 def build_catalog(hub: Hub, payments: PaymentServices) -> CatalogServices:
     purchases = Purchases(hub.db, payments.ledger, hub.clock, hub.settings.teacher_share_percent)
-    return CatalogServices(CourseManager(hub.db, hub.clock), purchases, payments.keys)
+    return CatalogServices(
+        CourseManager(hub.db, hub.clock), purchases, payments.keys, Reviews(hub.db, hub.clock)
+    )
 
 
 def entitlement(hub: Hub) -> CourseEntitlement:

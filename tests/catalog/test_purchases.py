@@ -161,3 +161,39 @@ async def test_hundred_concurrent_purchases_from_a_wallet_for_ten(
     async with app[HUB].db.sessions() as s:
         teacher_wallet = await ledger.account(s, wallet_code(teacher.id))
         assert teacher_wallet.balance == 10 * 7  # the teacher's share of each sale
+
+
+async def test_enrolled_students_review_once_and_edit(
+    client: Any, app: web.Application, teacher: Account
+) -> None:
+    course_id, _, _ = await published(client, app, teacher, price=0)
+    ana = await sign_up(client, "Ana")
+    bo = await sign_up(client, "Bo")
+    outsider = await sign_up(client, "Out")
+    for student in (ana, bo):
+        await client.post(f"/api/courses/{course_id}/purchase", headers=student.auth)
+    denied = await client.put(
+        f"/api/courses/{course_id}/review", json={"rating": 5}, headers=outsider.auth
+    )
+    assert denied.status == 403
+    first = await client.put(
+        f"/api/courses/{course_id}/review",
+        json={"rating": 2, "comment": "Too fast"},
+        headers=ana.auth,
+    )
+    assert first.status == 200
+    edited = await client.put(
+        f"/api/courses/{course_id}/review",
+        json={"rating": 4, "comment": "Better on rewatch"},
+        headers=ana.auth,
+    )
+    assert (await edited.json())["id"] == (await first.json())["id"]
+    await client.put(f"/api/courses/{course_id}/review", json={"rating": 5}, headers=bo.auth)
+    listed = await (await client.get(f"/api/courses/{course_id}/reviews")).json()
+    assert [r["rating"] for r in listed["items"]] == [5, 4]
+    assert listed["rating"] == {"average": 4.5, "count": 2}
+    course = await (await client.get(f"/api/courses/{course_id}")).json()
+    assert course["rating"] == {"average": 4.5, "count": 2}
+    for bad in ({"rating": 0}, {"rating": 6}, {"rating": "five"}, {}):
+        resp = await client.put(f"/api/courses/{course_id}/review", json=bad, headers=bo.auth)
+        assert resp.status == 422
