@@ -29,6 +29,10 @@ NAMING_CONVENTION = {
 }
 
 
+# Execution option marking a connection whose transaction will write (see _sqlite_on_begin).
+WRITES = "cohort_writes"
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -74,8 +78,11 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session inside one transaction: committed on success, rolled back on any error."""
+        """A session inside one writing transaction: committed on success, rolled back on any
+        error. On SQLite it holds the write lock from its first statement."""
         async with self.sessions() as session, session.begin():
+            if self.is_sqlite:
+                await session.connection(execution_options={WRITES: True})
             yield session
 
     async def ping(self) -> None:
@@ -99,6 +106,8 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_on_begin(conn: Any) -> None:
-    # BEGIN IMMEDIATE takes the write lock up front: SQLite has no SELECT … FOR UPDATE, and a
-    # deferred transaction that later upgrades to a writer can fail with SQLITE_BUSY mid-way.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Writing transactions take the write lock up front (BEGIN IMMEDIATE): SQLite has no
+    # SELECT … FOR UPDATE, and a deferred transaction that later upgrades to a writer can fail
+    # with SQLITE_BUSY mid-way. Reads begin deferred: in WAL mode they need no lock at all.
+    writes = conn.get_execution_options().get(WRITES, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN DEFERRED")

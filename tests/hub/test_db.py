@@ -54,3 +54,21 @@ async def test_datetimes_come_back_aware_and_utc(database_url: str) -> None:
     assert stored == moment
     assert stored is not None
     assert stored.tzinfo == UTC
+
+
+async def test_reads_do_not_wait_for_each_other(database_url: str) -> None:
+    """Read sessions take no write lock (on SQLite they begin deferred): one opened inside
+    another, or beside a writing transaction, answers at once."""
+    import asyncio
+
+    db = Database(database_url)
+    try:
+        async with asyncio.timeout(3):
+            async with db.sessions() as outer:
+                await outer.execute(select(User.id))
+                async with db.sessions() as inner:
+                    await inner.execute(select(User.id))
+                async with db.transaction() as writer:
+                    await writer.execute(select(User.id))
+    finally:
+        await db.dispose()
