@@ -15,7 +15,8 @@ from catalog.reviews import Reviews, ReviewView
 from hub.api import Api, RequestModel, authenticate, path_int
 from hub.identity.manager import Principal
 from hub.identity.models import User
-from payments.idempotency import IdempotencyKeys, StoredResponse, fingerprint
+from payments.handlers import idempotent
+from payments.idempotency import IdempotencyKeys, StoredResponse
 
 Tag = Annotated[str, Field(min_length=1, max_length=40)]
 
@@ -408,16 +409,7 @@ def register_routes(api: Api) -> None:
             )
             return StoredResponse(201, out.model_dump_json().encode(), "application/json")
 
-        key = request.headers.get("Idempotency-Key")
-        if key is None:
-            response = await buy()
-        else:
-            response = await services.keys.run(
-                principal.user.id, key, fingerprint("POST", request.path, b""), buy
-            )
-        return web.Response(
-            status=response.status, body=response.body, content_type=response.content_type
-        )
+        return await idempotent(request, services.keys, principal, b"", buy)
 
     @api.route(
         "PUT",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -70,6 +71,25 @@ class WebhookOut(BaseModel):
     result: str
 
 
+async def idempotent(
+    request: web.Request,
+    keys: IdempotencyKeys,
+    principal: Principal,
+    body: bytes,
+    operation: Callable[[], Awaitable[StoredResponse]],
+) -> web.Response:
+    """Run a money-moving operation under the request's `Idempotency-Key`, if it sent one."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        response = await operation()
+    else:
+        request_id = fingerprint(request.method, request.path, body)
+        response = await keys.run(principal.user.id, key, request_id, operation)
+    return web.Response(
+        status=response.status, body=response.body, content_type=response.content_type
+    )
+
+
 def register_routes(api: Api) -> None:
     tags = ("wallet",)
 
@@ -104,16 +124,8 @@ def register_routes(api: Api) -> None:
             )
             return StoredResponse(201, out.model_dump_json().encode(), "application/json")
 
-        key = request.headers.get("Idempotency-Key")
-        if key is None:
-            response = await start()
-        else:
-            raw = body.model_dump_json().encode()
-            response = await services.keys.run(
-                principal.user.id, key, fingerprint("POST", request.path, raw), start
-            )
-        return web.Response(
-            status=response.status, body=response.body, content_type=response.content_type
+        return await idempotent(
+            request, services.keys, principal, body.model_dump_json().encode(), start
         )
 
     @api.route(
