@@ -9,10 +9,10 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from catalog.models import Course, Lesson, Section
+from catalog.models import Course, CourseTag, Lesson, Section
 from hub.clock import Clock
 from hub.db import Database
 from hub.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
@@ -50,6 +50,18 @@ class CourseView:
     sections: list[SectionView]
 
 
+def tag_words(tags: list[str]) -> list[str]:
+    """A course's tags as the catalog filters them: stripped, lower-cased, unique."""
+    return sorted({t.strip().lower() for t in tags if t.strip()})
+
+
+async def _set_tags(s: AsyncSession, course: Course, tags: list[str]) -> None:
+    words = tag_words(tags)
+    course.tags_text = " ".join(words)
+    await s.execute(delete(CourseTag).where(CourseTag.course_id == course.id))
+    s.add_all(CourseTag(course_id=course.id, tag=word) for word in words)
+
+
 def slugify(title: str) -> str:
     ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_title.lower()).strip("-")
@@ -81,6 +93,8 @@ class CourseManager:
                 **{name: values[name] for name in EDITABLE if name in values},
             )
             s.add(course)
+            await s.flush()
+            await _set_tags(s, course, list(values.get("tags", [])))
         return course
 
     async def update(self, principal: Principal, course_id: int, changes: dict[str, Any]) -> Course:
@@ -89,6 +103,8 @@ class CourseManager:
             for name, value in changes.items():
                 if name in EDITABLE:
                     setattr(course, name, value)
+            if "tags" in changes:
+                await _set_tags(s, course, list(changes["tags"]))
             course.updated_at = self._clock.now()
         return course
 

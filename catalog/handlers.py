@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -10,26 +9,18 @@ from aiohttp import web
 from pydantic import BaseModel, Field, model_validator
 
 from catalog.courses import CourseManager, CourseView, LessonDraft
-from catalog.purchases import Purchases
-from catalog.reviews import Reviews, ReviewView
+from catalog.covers import MAX_COVER_BYTES
+from catalog.handlers_learning import CourseCardOut, Person, card_out, register_learning_routes
+from catalog.reviews import ReviewView
+from catalog.services import CATALOG
 from hub.api import Api, RequestModel, authenticate, path_int
+from hub.errors import PayloadTooLarge
 from hub.identity.manager import Principal
 from hub.identity.models import User
 from payments.handlers import idempotent
-from payments.idempotency import IdempotencyKeys, StoredResponse
+from payments.idempotency import StoredResponse
 
 Tag = Annotated[str, Field(min_length=1, max_length=40)]
-
-
-@dataclass(frozen=True, slots=True)
-class CatalogServices:
-    courses: CourseManager
-    purchases: Purchases
-    keys: IdempotencyKeys
-    reviews: Reviews
-
-
-CATALOG = web.AppKey("catalog", CatalogServices)
 
 
 class CourseBody(RequestModel):
@@ -99,6 +90,7 @@ class LessonOut(BaseModel):
     free_preview: bool
     duration: float | None = Field(description="seconds, for video lessons")
     video_id: str | None = Field(description="only for the owner (playback comes from /api/videos)")
+    completed: bool | None = Field(description="the viewer's completion; null unless enrolled")
 
 
 class SectionOut(BaseModel):
@@ -122,10 +114,21 @@ class CourseOut(BaseModel):
     created_at: datetime
     published_at: datetime | None
     rating: CourseRating
+    owner: Person
+    enrollments: int
+    cover_url: str | None
+    enrolled: bool = Field(description="the viewer is enrolled")
     sections: list[SectionOut]
 
     @classmethod
-    def of(cls, view: CourseView, viewer_id: int | None, rating: CourseRating) -> CourseOut:
+    def of(
+        cls,
+        view: CourseView,
+        viewer_id: int | None,
+        rating: CourseRating,
+        card: CourseCardOut,
+        completed: set[int] | None,
+    ) -> CourseOut:
         c = view.course
         mine = viewer_id == c.owner_id
         return cls(
@@ -143,6 +146,10 @@ class CourseOut(BaseModel):
             created_at=c.created_at,
             published_at=c.published_at,
             rating=rating,
+            owner=card.owner,
+            enrollments=card.enrollments,
+            cover_url=card.cover_url,
+            enrolled=completed is not None,
             sections=[
                 SectionOut(
                     id=sv.section.id,
@@ -155,6 +162,7 @@ class CourseOut(BaseModel):
                             free_preview=lv.lesson.free_preview,
                             duration=lv.duration,
                             video_id=lv.lesson.video_id if mine else None,
+                            completed=None if completed is None else lv.lesson.id in completed,
                         )
                         for lv in sv.lessons
                     ],
@@ -225,15 +233,53 @@ def _courses(request: web.Request) -> CourseManager:
     return request.app[CATALOG].courses
 
 
-async def _course_out(request: web.Request, viewer: User | None, course_id: int) -> CourseOut:
-    view = await _courses(request).view(viewer, course_id)
-    summary = await request.app[CATALOG].reviews.summary(course_id)
+async def course_out_for(request: web.Request, viewer: User | None, course_id: int) -> CourseOut:
+    services = request.app[CATALOG]
+    view = await services.courses.view(viewer, course_id)
+    summary = await services.reviews.summary(course_id)
     rating = CourseRating(average=summary.average, count=summary.count)
-    return CourseOut.of(view, viewer.id if viewer else None, rating)
+    card = await services.search.card(course_id)
+    enrolled = viewer is not None and await services.learning.is_enrolled(viewer.id, course_id)
+    completed = (
+        await services.learning.completed_lessons(viewer.id, course_id)
+        if viewer is not None and enrolled
+        else None
+    )
+    return CourseOut.of(view, viewer.id if viewer else None, rating, card_out(card), completed)
 
 
 def register_routes(api: Api) -> None:
     tags = ("courses",)
+    register_learning_routes(api)
+
+    @api.route(
+        "PUT",
+        r"/api/courses/{course_id:\d+}/cover",
+        summary="Upload a course cover (owner)",
+        response=CourseOut,
+        request_body={
+            "required": True,
+            "content": {
+                t: {"schema": {"type": "string", "format": "binary"}}
+                for t in ("image/jpeg", "image/png", "image/webp")
+            },
+        },
+        errors=[404, 413, 422],
+        tags=tags,
+    )
+    async def put_cover(request: web.Request, principal: Principal) -> CourseOut:
+        """The raw image as the body (JPEG, PNG or WebP, at most 5 MB); it is decoded and
+        stored re-encoded as a JPEG."""
+        if (request.content_length or 0) > MAX_COVER_BYTES:
+            raise PayloadTooLarge("A cover image is at most 5 MB.")
+        data = bytearray()
+        async for chunk in request.content.iter_chunked(1 << 16):
+            data += chunk
+            if len(data) > MAX_COVER_BYTES:
+                raise PayloadTooLarge("A cover image is at most 5 MB.")
+        course_id = path_int(request, "course_id")
+        await request.app[CATALOG].covers.upload(principal, course_id, bytes(data))
+        return await course_out_for(request, principal.user, course_id)
 
     @api.route(
         "POST",
@@ -249,7 +295,7 @@ def register_routes(api: Api) -> None:
         request: web.Request, principal: Principal, body: CourseBody
     ) -> CourseOut:
         course = await _courses(request).create(principal, body.model_dump())
-        return await _course_out(request, principal.user, course.id)
+        return await course_out_for(request, principal.user, course.id)
 
     @api.route(
         "PATCH",
@@ -266,7 +312,7 @@ def register_routes(api: Api) -> None:
         course_id = path_int(request, "course_id")
         changes = {name: getattr(body, name) for name in body.model_fields_set}
         await _courses(request).update(principal, course_id, changes)
-        return await _course_out(request, principal.user, course_id)
+        return await course_out_for(request, principal.user, course_id)
 
     @api.route(
         "GET",
@@ -281,7 +327,7 @@ def register_routes(api: Api) -> None:
         """Published courses for everyone (locked lessons show titles and durations only);
         drafts for their owner and admins."""
         viewer = (await authenticate(request)).user if "Authorization" in request.headers else None
-        return await _course_out(request, viewer, path_int(request, "course_id"))
+        return await course_out_for(request, viewer, path_int(request, "course_id"))
 
     @api.route(
         "POST",
@@ -350,7 +396,7 @@ def register_routes(api: Api) -> None:
     async def reorder(request: web.Request, principal: Principal, body: OrderBody) -> CourseOut:
         course_id = path_int(request, "course_id")
         await _courses(request).reorder(principal, course_id, body.sections, body.lessons)
-        return await _course_out(request, principal.user, course_id)
+        return await course_out_for(request, principal.user, course_id)
 
     @api.route(
         "POST",
@@ -365,7 +411,7 @@ def register_routes(api: Api) -> None:
         is not ready."""
         course_id = path_int(request, "course_id")
         await _courses(request).publish(principal, course_id)
-        return await _course_out(request, principal.user, course_id)
+        return await course_out_for(request, principal.user, course_id)
 
     @api.route(
         "POST",
@@ -378,7 +424,7 @@ def register_routes(api: Api) -> None:
     async def unpublish(request: web.Request, principal: Principal) -> CourseOut:
         course_id = path_int(request, "course_id")
         await _courses(request).unpublish(principal, course_id)
-        return await _course_out(request, principal.user, course_id)
+        return await course_out_for(request, principal.user, course_id)
 
     @api.route(
         "POST",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import Base, BigId, UTCDateTime
@@ -28,6 +28,27 @@ class Course(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Kept in step with the enrollments and reviews, in the transactions that write them, so
+    # the catalog sorts 10,000 courses by popularity or rating without aggregating.
+    enrollment_count: Mapped[int] = mapped_column(Integer, default=0)
+    rating_count: Mapped[int] = mapped_column(Integer, default=0)
+    rating_total: Mapped[int] = mapped_column(Integer, default=0)
+    # Tags as words, for full-text search (the FTS5 table / tsvector index read it).
+    tags_text: Mapped[str] = mapped_column(Text, default="")
+    # Storage key of an uploaded cover image; without one the first lesson video's poster is
+    # the cover.
+    cover_key: Mapped[str | None] = mapped_column(String(200), default=None)
+
+
+class CourseTag(Base):
+    """One row per course and tag (lower-cased): the catalog's tag filter and tag cloud."""
+
+    __tablename__ = "course_tags"
+
+    course_id: Mapped[int] = mapped_column(
+        ForeignKey("courses.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)
 
 
 class Section(Base):
@@ -69,6 +90,26 @@ class Enrollment(Base):
     # The ledger transfer that paid for it (none for free courses).
     transfer_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transfers.id"), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LessonProgress(Base):
+    """What one student has watched of one lesson: the union of the played ranges."""
+
+    __tablename__ = "lesson_progress"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    lesson_id: Mapped[int] = mapped_column(
+        ForeignKey("course_lessons.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
+    position: Mapped[float] = mapped_column(Float, default=0.0)
+    # Sorted, disjoint [from, to] pairs in seconds.
+    watched: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    watched_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Review(Base):

@@ -3,7 +3,7 @@ and who may watch a course's videos."""
 
 from __future__ import annotations
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 
 from catalog.models import Course, Enrollment, Lesson
@@ -78,6 +78,11 @@ class Purchases:
                 )
                 s.add(enrollment)
                 await s.flush()
+                await s.execute(
+                    update(Course)
+                    .where(Course.id == course_id)
+                    .values(enrollment_count=Course.enrollment_count + 1)
+                )
         except IntegrityError:
             # The same purchase raced in from another request and enrolled first; this one's
             # payment rolled back with it.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from catalog.models import Course, Enrollment, Review
@@ -61,14 +61,26 @@ class Reviews:
                             Review.course_id == course_id, Review.user_id == principal.user.id
                         )
                     )
+                    added, delta = 0, rating
                     if review is None:
                         review = Review(
                             user_id=principal.user.id, course_id=course_id, created_at=now
                         )
                         s.add(review)
+                        added = 1
+                    else:
+                        delta = rating - review.rating
                     review.rating = rating
                     review.comment = comment.strip()
                     review.updated_at = now
+                    await s.execute(
+                        update(Course)
+                        .where(Course.id == course_id)
+                        .values(
+                            rating_count=Course.rating_count + added,
+                            rating_total=Course.rating_total + delta,
+                        )
+                    )
                 return ReviewView(review, principal.user)
             except IntegrityError:
                 continue

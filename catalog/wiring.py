@@ -5,18 +5,32 @@ from __future__ import annotations
 from aiohttp import web
 
 from catalog.courses import CourseManager
-from catalog.handlers import CATALOG, CatalogServices, register_routes
+from catalog.covers import CourseCovers
+from catalog.handlers import register_routes
+from catalog.learning import Learning
 from catalog.purchases import CourseEntitlement, Purchases
 from catalog.reviews import Reviews
+from catalog.search import CourseSearch
+from catalog.services import CATALOG, CatalogServices
+from catalog.stats import CourseStatsReader
 from hub.api import Api
 from hub.services import Hub
+from media.handlers import MediaServices
 from payments.handlers import PaymentServices
 
 
-def build_catalog(hub: Hub, payments: PaymentServices) -> CatalogServices:
+def build_catalog(hub: Hub, payments: PaymentServices, media: MediaServices) -> CatalogServices:
     purchases = Purchases(hub.db, payments.ledger, hub.clock, hub.settings.teacher_share_percent)
     return CatalogServices(
-        CourseManager(hub.db, hub.clock), purchases, payments.keys, Reviews(hub.db, hub.clock)
+        courses=CourseManager(hub.db, hub.clock),
+        purchases=purchases,
+        keys=payments.keys,
+        reviews=Reviews(hub.db, hub.clock),
+        search=CourseSearch(hub.db),
+        learning=Learning(hub.db, hub.clock),
+        stats=CourseStatsReader(hub.db),
+        covers=CourseCovers(hub.db, media.videos),
+        ledger=payments.ledger,
     )
 
 

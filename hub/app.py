@@ -58,7 +58,7 @@ def create_app(
     payments_wiring.install(app, hub, api, payments)
     media = media_wiring.build_media(hub, entitlement=catalog_wiring.entitlement(hub))
     media_wiring.install(app, hub, api, media)
-    catalog_wiring.install(app, hub, api, catalog_wiring.build_catalog(hub, payments))
+    catalog_wiring.install(app, hub, api, catalog_wiring.build_catalog(hub, payments, media))
     api.mount(app)
     app[system.OPENAPI] = system.openapi_bytes(api, cohort_version())
     system.add_web_routes(app, settings.web_dist)

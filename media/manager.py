@@ -29,7 +29,7 @@ from media.jobs import Job, JobInterrupted, JobQueue, PermanentJobError
 from media.models import Video
 from media.playback import Entitlement, PlaybackSigner
 from media.progress import Progress, ProgressStore
-from media.storage import PARTS_PREFIX, PROCESSED_PREFIX, RAW_PREFIX, Storage
+from media.storage import PARTS_PREFIX, PROCESSED_PREFIX, RAW_PREFIX, ObjectMissing, Storage
 from media.transcode import (
     PartResult,
     Probe,
@@ -643,6 +643,16 @@ class VideoManager:
         await self._broker.publish(f"user:{video.owner_id}", orjson.dumps(event))
 
     # Playback ------------------------------------------------------------------------------
+
+    async def poster(self, video_id: str) -> bytes | None:
+        """The poster image of a playable video, for covers shown to everyone."""
+        video = await self._load(video_id)
+        if video is None or not video.playable:
+            return None
+        try:
+            return await self._storage.get_bytes(f"{PROCESSED_PREFIX}{video_id}/poster.jpg")
+        except ObjectMissing:
+            return None
 
     async def open_media(self, token: str, video_id: str, path: str) -> MediaObject:
         """Authorize a playback request and say what to send.

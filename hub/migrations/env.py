@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub.db import Base
-from hub.migrate import load_models
+from hub.migrate import hand_written, load_models
 
 load_models()
 
@@ -23,6 +23,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=hand_written,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from hub.db import Base, Database
 from hub.identity.models import User
-from hub.migrate import load_models
+from hub.migrate import hand_written, load_models
 
 
 async def test_migrations_match_the_models(database_url: str) -> None:
@@ -20,7 +20,9 @@ async def test_migrations_match_the_models(database_url: str) -> None:
     db = Database(database_url)
 
     def diff(connection: Connection) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "include_object": hand_written}
+        )
         return compare_metadata(context, Base.metadata)
 
     try:
