@@ -31,11 +31,13 @@ class LessonStats:
     duration: float | None
     viewers: int
     completed: int
+    enrolled: int
     dropoff: list[int]
 
     @property
     def completion_rate(self) -> float:
-        return round(self.completed / self.viewers, 4) if self.viewers else 0.0
+        """Share of the course's enrolled students who completed this lesson."""
+        return round(self.completed / self.enrolled, 4) if self.enrolled else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +171,7 @@ class CourseStatsReader:
                     duration=duration,
                     viewers=len(viewers),
                     completed=sum(1 for r in rows if r[2]),
+                    enrolled=len(enrollments),
                     dropoff=curve,
                 )
             )

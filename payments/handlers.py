@@ -14,6 +14,7 @@ from hub.api import Api, RequestModel
 from hub.identity.manager import Principal
 from payments.idempotency import IdempotencyKeys, StoredResponse, fingerprint
 from payments.ledger import Ledger
+from payments.shop import Shop
 from payments.topups import COIN_PACKS, SIGNATURE_HEADER, TopUps, event_body, sign
 from payments.wallet import Wallets
 
@@ -24,6 +25,7 @@ class PaymentServices:
     wallets: Wallets
     topups: TopUps
     keys: IdempotencyKeys
+    shop: Shop
 
 
 PAYMENTS = web.AppKey("payments", PaymentServices)

@@ -116,3 +116,30 @@ class PaymentEvent(Base):
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
     type: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ShopOwnership(Base):
+    """A profile item a user bought; the transfer that paid for it."""
+
+    __tablename__ = "shop_ownerships"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    item_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    transfer_id: Mapped[int] = mapped_column(ForeignKey("ledger_transfers.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ProfileAppearance(Base):
+    """The owned items a user shows on their profile, one per kind."""
+
+    __tablename__ = "profile_appearances"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    theme: Mapped[str | None] = mapped_column(String(40), default=None)
+    badge: Mapped[str | None] = mapped_column(String(40), default=None)
+    frame: Mapped[str | None] = mapped_column(String(40), default=None)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -8,11 +8,14 @@ from hub.api import Api, authenticate, json_response, path_int
 from hub.errors import Unauthenticated
 from hub.identity.manager import Grant, Principal, ProfileChange
 from hub.identity.schemas import (
+    AppearanceOut,
     ApplicationList,
     ApplicationOut,
     ApplicationQuery,
     LoginBody,
     ProfilePatch,
+    PublicUserEnvelope,
+    PublicUserOut,
     RegisterBody,
     RejectBody,
     SessionList,
@@ -190,7 +193,30 @@ def register_routes(api: Api) -> None:
 
     @api.route("GET", "/api/me", summary="Who am I", response=UserEnvelope, tags=me)
     async def get_me(request: web.Request, principal: Principal) -> UserEnvelope:
-        return UserEnvelope(user=UserOut.of(principal.user))
+        appearance = await appearance_of(request, principal.user.id)
+        return UserEnvelope(user=UserOut.of(principal.user, appearance))
+
+    @api.route(
+        "GET",
+        r"/api/users/{user_id:\d+}",
+        summary="A user's public profile",
+        response=PublicUserEnvelope,
+        auth=False,
+        errors=[404],
+        tags=me,
+    )
+    async def get_user(request: web.Request) -> PublicUserEnvelope:
+        user = await request.app[HUB].identity.get_user(path_int(request, "user_id"))
+        return PublicUserEnvelope(
+            user=PublicUserOut(
+                id=user.id,
+                display_name=user.display_name,
+                bio=user.bio,
+                avatar_color=user.avatar_color,
+                roles=user.roles,
+                appearance=await appearance_of(request, user.id),
+            )
+        )
 
     @api.route(
         "PATCH",
@@ -207,7 +233,7 @@ def register_routes(api: Api) -> None:
             display_name=body.display_name, bio=body.bio, avatar_color=body.avatar_color
         )
         user = await request.app[HUB].identity.update_profile(principal.user.id, change)
-        return UserEnvelope(user=UserOut.of(user))
+        return UserEnvelope(user=UserOut.of(user, await appearance_of(request, user.id)))
 
     @api.route(
         "POST",
@@ -293,3 +319,11 @@ def register_routes(api: Api) -> None:
             principal, path_int(request, "application_id"), body.reason
         )
         return ApplicationOut.of(view)
+
+
+async def appearance_of(request: web.Request, user_id: int) -> AppearanceOut:
+    """The profile items a user shows, from the package that provides them (if any)."""
+    source = request.app[HUB].identity.appearance_of
+    if source is None:
+        return AppearanceOut()
+    return AppearanceOut.model_validate(await source(user_id))

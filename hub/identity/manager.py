@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -106,6 +107,9 @@ class IdentityManager:
         # Called after an account is created (the wallet's signup grant, …); a failing hook is
         # logged, never undoes the registration: each hook must be safe to run again later.
         self.on_registered: list[Callable[[User], Awaitable[None]]] = []
+        # What a profile shows besides its own fields (the profile shop's theme, badge and
+        # frame), provided by a feature package: user id -> {"theme": {...} | None, …}.
+        self.appearance_of: Callable[[int], Awaitable[dict[str, Any]]] | None = None
 
     # Accounts -----------------------------------------------------------------------------
 

@@ -69,6 +69,31 @@ class ApplicationQuery(RequestModel):
     before: int | None = Field(default=None, ge=1, description="id cursor: older than this")
 
 
+class ProfileItemOut(BaseModel):
+    id: str
+    name: str
+    style: dict[str, str]
+
+
+class AppearanceOut(BaseModel):
+    theme: ProfileItemOut | None = None
+    badge: ProfileItemOut | None = None
+    frame: ProfileItemOut | None = None
+
+
+class PublicUserOut(BaseModel):
+    id: int
+    display_name: str
+    bio: str
+    avatar_color: str
+    roles: list[Literal["student", "teacher", "admin"]]
+    appearance: AppearanceOut
+
+
+class PublicUserEnvelope(BaseModel):
+    user: PublicUserOut
+
+
 class UserOut(BaseModel):
     id: int
     email: str
@@ -79,9 +104,12 @@ class UserOut(BaseModel):
     is_teacher: bool
     is_admin: bool
     created_at: datetime
+    appearance: AppearanceOut = Field(
+        default_factory=AppearanceOut, description="profile shop items shown (GET /api/me)"
+    )
 
     @classmethod
-    def of(cls, user: User) -> UserOut:
+    def of(cls, user: User, appearance: AppearanceOut | None = None) -> UserOut:
         return cls(
             id=user.id,
             email=user.email,
@@ -92,6 +120,7 @@ class UserOut(BaseModel):
             is_teacher=user.is_teacher,
             is_admin=user.is_admin,
             created_at=user.created_at,
+            appearance=appearance or AppearanceOut(),
         )
 
 
