@@ -136,7 +136,7 @@ async def test_search_filters_sorts_and_pages(client: Any, teacher: Account) -> 
         pandas,
         python,
     ]
-    assert [c["id"] for c in (await search(client, sort="price_desc"))["items"]][0] == python
+    assert next(c["id"] for c in (await search(client, sort="price_desc"))["items"]) == python
     page2 = await search(client, sort="price", page=2, page_size=2)
     assert ([c["id"] for c in page2["items"]], page2["total"]) == ([python], 3)
     assert draft not in {c["id"] for c in (await search(client, page_size=50))["items"]}
@@ -157,16 +157,15 @@ async def test_search_filters_sorts_and_pages(client: Any, teacher: Account) -> 
             f"/api/courses/{pandas}/review", json={"rating": stars}, headers=student.auth
         )
         assert resp.status == 200
-    resp = await client.put(
-        f"/api/courses/{cooking}/review", json={"rating": 5}, headers=ana.auth
-    )
+    resp = await client.put(f"/api/courses/{cooking}/review", json={"rating": 5}, headers=ana.auth)
     rated = (await search(client, sort="rating"))["items"]
     assert [c["id"] for c in rated] == [cooking, pandas, python]
     assert rated[1]["rating"] == {"average": 3.5, "count": 2}
     # Editing a review moves the average, not the count.
     await client.put(f"/api/courses/{pandas}/review", json={"rating": 5}, headers=ana.auth)
     rated = (await search(client, sort="rating"))["items"]
-    assert rated[1]["id"] == pandas and rated[1]["rating"] == {"average": 4.5, "count": 2}
+    assert rated[1]["id"] == pandas
+    assert rated[1]["rating"] == {"average": 4.5, "count": 2}
 
     tags = await (await client.get("/api/tags")).json()
     assert tags["items"][0] == {"tag": "python", "count": 2}
@@ -219,7 +218,8 @@ async def test_lessons_open_for_the_entitled_only(
     assert resp.status == 403
     assert "Enroll" in (await resp.json())["detail"]
     opened = await (await client.get(f"/api/lessons/{preview}", headers=ana.auth)).json()
-    assert opened["body"].startswith("# Notes") and opened["progress"] is None
+    assert opened["body"].startswith("# Notes")
+    assert opened["progress"] is None
     assert (opened["prev_lesson_id"], opened["next_lesson_id"]) == (paid, text)
     assert (await client.get(f"/api/lessons/{paid}")).status == 401
     assert (await client.get("/api/lessons/999999", headers=ana.auth)).status == 404
@@ -272,14 +272,17 @@ async def test_watching_ninety_percent_completes_and_scrubbing_does_not(
         )
         progress = await resp.json()
         start = end
-    assert progress["watched_seconds"] == 110 and not progress["completed"]
+    assert progress["watched_seconds"] == 110
+    assert not progress["completed"]
     clock.advance(10)
     resp = await client.post(url, json={"position": 115, "watched": [[110, 115]]}, headers=ana.auth)
     progress = await resp.json()
-    assert progress["completed"] and progress["percent"] == pytest.approx(91.6, abs=0.1)
+    assert progress["completed"]
+    assert progress["percent"] == pytest.approx(91.6, abs=0.1)
     # Resume from the last position.
     opened = await (await client.get(f"/api/lessons/{lesson}", headers=ana.auth)).json()
-    assert opened["progress"]["position"] == 115 and opened["progress"]["completed"]
+    assert opened["progress"]["position"] == 115
+    assert opened["progress"]["completed"]
 
     # Bad heartbeats change nothing.
     for bad in (
@@ -299,7 +302,8 @@ async def test_watching_ninety_percent_completes_and_scrubbing_does_not(
     )
     assert resp.status == 409
     done = await (await client.post(f"/api/lessons/{notes}/complete", headers=ana.auth)).json()
-    assert done["completed"] and done["percent"] == 100.0
+    assert done["completed"]
+    assert done["percent"] == 100.0
 
     course_json = await (await client.get(f"/api/courses/{course}", headers=ana.auth)).json()
     assert course_json["enrolled"] is True
@@ -348,9 +352,7 @@ async def test_my_learning_and_teacher_stats(
     assert first["next_lesson"] == {"id": watch, "title": "Watch"}
     assert mine["items"][1]["course"]["id"] == other
 
-    assert (
-        await client.get(f"/api/studio/courses/{course}/stats", headers=ana.auth)
-    ).status == 403
+    assert (await client.get(f"/api/studio/courses/{course}/stats", headers=ana.auth)).status == 403
     stats = await (
         await client.get(f"/api/studio/courses/{course}/stats", headers=teacher.auth)
     ).json()
@@ -360,8 +362,11 @@ async def test_my_learning_and_teacher_stats(
     video_stats, notes_stats = stats["lessons"]
     assert (video_stats["viewers"], video_stats["completed"]) == (2, 0)
     counts = video_stats["dropoff"]["counts"]
-    assert len(counts) == 26 and video_stats["dropoff"]["bucket_seconds"] == 5
-    assert counts[:4] == [2, 2, 1, 1] and counts[4:12] == [0] * 8 and counts[12:14] == [1, 1]
+    assert len(counts) == 26
+    assert video_stats["dropoff"]["bucket_seconds"] == 5
+    assert counts[:4] == [2, 2, 1, 1]
+    assert counts[4:12] == [0] * 8
+    assert counts[12:14] == [1, 1]
     assert (notes_stats["completed"], notes_stats["completion_rate"]) == (1, 0.5)
 
     studio = await (await client.get("/api/studio/courses", headers=teacher.auth)).json()

@@ -42,10 +42,13 @@ async def test_buy_apply_and_show_items(client: Any, app: web.Application) -> No
     for body in ({"theme": "theme-forest"}, {"badge": "theme-midnight"}, {"frame": "nope"}):
         resp = await client.put("/api/me/appearance", json=body, headers=ana.auth)
         assert resp.status == 422, body
-    resp = await client.put("/api/me/appearance", json={"theme": "theme-midnight"}, headers=ana.auth)
+    resp = await client.put(
+        "/api/me/appearance", json={"theme": "theme-midnight"}, headers=ana.auth
+    )
     assert resp.status == 200
     shown = (await resp.json())["appearance"]
-    assert shown["theme"]["id"] == "theme-midnight" and shown["badge"] is None
+    assert shown["theme"]["id"] == "theme-midnight"
+    assert shown["badge"] is None
 
     me = await (await client.get("/api/me", headers=ana.auth)).json()
     assert me["user"]["appearance"]["theme"]["style"]["background"] == "#0f172a"
