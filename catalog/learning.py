@@ -19,8 +19,10 @@ from hub.identity.models import User
 from media.models import Video
 
 COMPLETE_RATIO = 0.9  # unique seconds watched / duration that completes a video lesson
-PLAYBACK_ALLOWANCE = 4.0  # new seconds creditable per second of wall time (rate 2 plus slack)
-ALLOWANCE_SLACK = 30.0  # seconds creditable regardless of elapsed time
+# Unique seconds creditable per second since the lesson was first opened (players go up to 2x;
+# the rest is slack for clocks and retries), plus a fixed slack.
+PLAYBACK_ALLOWANCE = 4.0
+ALLOWANCE_SLACK = 30.0
 RANGE_TOLERANCE = 1.0  # ranges may end this far past the duration (rounding of players)
 
 Ranges = list[tuple[float, float]]
@@ -162,6 +164,7 @@ class Learning:
                         position=0.0,
                         watched=[],
                         watched_seconds=0.0,
+                        opened_at=now,
                         updated_at=now,
                     )
                     s.add(progress)
@@ -220,6 +223,7 @@ class Learning:
                     position=0.0,
                     watched=[],
                     watched_seconds=0.0,
+                    opened_at=now,
                     updated_at=now,
                 )
                 s.add(progress)
@@ -263,6 +267,7 @@ class Learning:
                     position=0.0,
                     watched=[],
                     watched_seconds=0.0,
+                    opened_at=now,
                     updated_at=now,
                 )
                 s.add(progress)

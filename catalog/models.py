@@ -109,6 +109,8 @@ class LessonProgress(Base):
     watched: Mapped[list[Any]] = mapped_column(JSON, default=list)
     watched_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # First opened: what could have been watched since bounds what a heartbeat may credit.
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

@@ -88,6 +88,7 @@ def upgrade() -> None:
         sa.Column("watched", sa.JSON(), nullable=False),
         sa.Column("watched_seconds", sa.Float(), nullable=False),
         sa.Column("completed_at", hub.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("opened_at", hub.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", hub.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["course_id"],
