@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from catalog.demo import demo_task_cleanup, seed_demo_course
 from hub.app import create_app
 from hub.clock import SystemClock
 from hub.db import Database
@@ -183,7 +184,15 @@ def _serve(settings: Settings, *, migrate: bool, demo: bool) -> int:
             accounts = await seed_demo_accounts(app[HUB].identity)
             lines = [f"  {a.role:<17} {a.email:<22} password: {a.password}" for a in accounts]
             print("Demo accounts:\n" + "\n".join(lines), flush=True)
+            teacher = next(a for a in accounts if a.role == "verified teacher")
+            course_id = await seed_demo_course(app, teacher.email)
+            print(
+                f"Demo course: {settings.base_url}/courses/{course_id} "
+                "(published as soon as its videos are transcoded)",
+                flush=True,
+            )
 
+        app.cleanup_ctx.append(demo_task_cleanup)
         app.on_startup.append(seed)
 
     print(f"Cohort is starting on {settings.base_url}", flush=True)
