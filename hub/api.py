@@ -89,6 +89,7 @@ class Operation:
     content_type: str = "application/json"
     # OpenAPI requestBody for bodies the handler reads itself (multipart, raw bytes).
     request_body: dict[str, Any] | None = None
+    body_optional: bool = False
     response_headers: tuple[str, ...] = ()
 
     @property
@@ -119,6 +120,7 @@ class Api:
         content_type: str = "application/json",
         request_body: dict[str, Any] | None = None,
         response_headers: Sequence[str] = (),
+        body_optional: bool = False,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.operations.append(
@@ -139,6 +141,7 @@ class Api:
                     content_type=content_type,
                     request_body=request_body,
                     response_headers=tuple(response_headers),
+                    body_optional=body_optional,
                 )
             )
             return handler
@@ -161,7 +164,8 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
         if op.query is not None:
             kwargs["query"] = _validate(op.query, dict(request.query), location="query")
         if op.body is not None:
-            kwargs["body"] = _validate(op.body, await read_json(request), location="body")
+            data = {} if op.body_optional and not request.body_exists else await read_json(request)
+            kwargs["body"] = _validate(op.body, data, location="body")
         result = await op.handler(request, **kwargs)
         if isinstance(result, web.StreamResponse):
             return result
@@ -281,7 +285,7 @@ def _openapi(
             item["parameters"] = parameters
         if op.body is not None:
             item["requestBody"] = {
-                "required": True,
+                "required": not op.body_optional,
                 "content": {"application/json": {"schema": refs[(op.body, "validation")]}},
             }
         elif op.request_body is not None:

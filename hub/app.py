@@ -16,6 +16,8 @@ from hub.clock import Clock
 from hub.identity import handlers as identity_handlers
 from hub.identity.passwords import PasswordHashing
 from hub.middleware import HTTP_METRICS, problem_errors, request_context
+from hub.notifications import handlers as notification_handlers
+from hub.realtime import handlers as realtime_handlers
 from hub.services import HUB, Hub, build_hub
 from hub.settings import Settings
 from media import wiring as media_wiring
@@ -36,6 +38,8 @@ def build_api() -> Api:
     api = Api()
     system.register_routes(api)
     identity_handlers.register_routes(api)
+    realtime_handlers.register_routes(api)
+    notification_handlers.register_routes(api)
     return api
 
 
@@ -60,6 +64,7 @@ def create_app(
     media_wiring.install(app, hub, api, media)
     catalog_wiring.install(app, hub, api, catalog_wiring.build_catalog(hub, payments, media))
     api.mount(app)
+    app.router.add_get("/ws", hub.gateway.open)
     app[system.OPENAPI] = system.openapi_bytes(api, cohort_version())
     system.add_web_routes(app, settings.web_dist)
     return app
@@ -68,6 +73,7 @@ def create_app(
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     hub: Hub = app[HUB]
     await hub.broker.start()
+    await hub.gateway.start()
     log.info(
         "hub started",
         extra={
@@ -78,6 +84,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await hub.gateway.close()
         await hub.broker.close()
         if hub.redis is not None:
             await hub.redis.aclose()

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol
@@ -157,6 +157,10 @@ class Broker(Protocol):
         """A new subscription, already listening on ``channels`` when this returns."""
         ...
 
+    # Called after the transport lost its connection and got it back: messages published
+    # meanwhile are gone from the broker, and durable channels catch up from storage.
+    on_reconnect: list[Callable[[], Awaitable[None]]]
+
     async def ping(self) -> None:
         """Raise if the broker cannot carry messages right now."""
         ...
@@ -167,9 +171,11 @@ class Broker(Protocol):
 
 
 class MemoryBroker:
+    on_reconnect: list[Callable[[], Awaitable[None]]]
     """In-process broker for the embedded default and tests."""
 
     def __init__(self) -> None:
+        self.on_reconnect = []
         self._fanout = _Fanout()
 
     async def start(self) -> None:
@@ -219,6 +225,7 @@ class RedisBroker:
         self._reader: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self._lock = asyncio.Lock()
+        self.on_reconnect: list[Callable[[], Awaitable[None]]] = []
 
     async def start(self) -> None:
         if self._reader is not None:
@@ -256,6 +263,7 @@ class RedisBroker:
     async def _read(self) -> None:
         backoff = 0.1
         cut = len(self._prefix)
+        lost = False
         while True:
             await self._subscribed.wait()
             try:
@@ -266,9 +274,18 @@ class RedisBroker:
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 # redis-py re-subscribes every channel when the connection comes back.
                 log.warning("redis broker connection lost; retrying", extra={"error": str(exc)})
+                lost = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
+            if lost:
+                lost = False
+                log.info("redis broker connection back")
+                for hook in self.on_reconnect:
+                    try:
+                        await hook()
+                    except Exception:
+                        log.exception("reconnect hook failed")
             if message is None:
                 if not self._pubsub.subscribed:
                     self._subscribed.clear()

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -75,6 +76,12 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
             event.listen(self.engine.sync_engine, "begin", _sqlite_on_begin)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Statements that stand alone skip BEGIN and COMMIT/ROLLBACK on PostgreSQL: see connect.
+        self._standalone: AsyncEngine = (
+            self.engine
+            if self.is_sqlite
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -84,6 +91,26 @@ class Database:
             if self.is_sqlite:
                 await session.connection(execution_options={WRITES: True})
             yield session
+
+    @asynccontextmanager
+    async def connect(self, *, writes: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A Core connection for statements that each stand alone: hot paths that need no
+        transaction around them (a lookup, a single insert or update) and no ORM.
+
+        On PostgreSQL each statement commits by itself (autocommit), which saves the BEGIN and
+        COMMIT/ROLLBACK round trips; reads lose nothing by it, since at READ COMMITTED every
+        statement takes its own snapshot anyway. On SQLite the statements share one
+        transaction, committed at the end; with ``writes`` it holds the write lock from its
+        first statement, as ``transaction`` does.
+        """
+        async with self._standalone.connect() as conn:
+            if not self.is_sqlite:
+                yield conn
+                return
+            if writes:
+                await conn.execution_options(**{WRITES: True})
+            async with conn.begin():
+                yield conn
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

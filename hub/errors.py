@@ -29,6 +29,9 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     RATE_LIMITED = "rate_limited"
     INSUFFICIENT_FUNDS = "insufficient_funds"
+    ALREADY_SUBSCRIBED = "already_subscribed"
+    NOT_SUBSCRIBED = "not_subscribed"
+    TOO_MANY_CHANNELS = "too_many_channels"
     INTERNAL = "internal_error"
     UNAVAILABLE = "unavailable"
 

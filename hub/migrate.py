@@ -15,7 +15,16 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 # Model modules of every package, loaded by name: the hub owns migrations but may not import
 # the packages above it (the dependency contract), and autogenerate needs all their tables.
-MODEL_MODULES = ("hub.identity.models", "media.models", "payments.models", "catalog.models")
+MODEL_MODULES = (
+    "hub.identity.models",
+    "hub.realtime.models",
+    "hub.notifications.models",
+    "media.models",
+    "payments.models",
+    "catalog.models",
+    "catalog.social_models",
+    "rooms.models",
+)
 
 
 def hand_written(

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hub.broker import Broker, MemoryBroker, RedisBroker
 from hub.clock import Clock, SystemClock
@@ -14,8 +19,12 @@ from hub.identity.manager import AuthPolicy, IdentityManager
 from hub.identity.passwords import PasswordHashing
 from hub.identity.teachers import TeacherVerification
 from hub.identity.tokens import AccessTokens, RefreshSecrets
+from hub.notifications.service import Notifications
 from hub.observability import HttpMetrics
 from hub.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from hub.realtime.gateway import Gateway
+from hub.realtime.presence import MemoryPresence, PresenceStore, RedisPresence
+from hub.realtime.tickets import MemoryTickets, RedisTickets, TicketStore
 from hub.settings import Settings
 
 
@@ -30,6 +39,8 @@ class Hub:
     identity: IdentityManager
     teachers: TeacherVerification
     metrics: HttpMetrics
+    gateway: Gateway
+    notifications: Notifications
 
 
 HUB = web.AppKey("hub", Hub)
@@ -45,13 +56,25 @@ def build_hub(
     redis: Redis | None = None
     broker: Broker
     limiter: RateLimiter
+    tickets: TicketStore
+    presence: PresenceStore
     if settings.redis_url:
-        redis = Redis.from_url(settings.redis_url, health_check_interval=30)
+        # Stale pooled connections after a Redis restart fail once; retry them on a new one.
+        redis = Redis.from_url(
+            settings.redis_url,
+            health_check_interval=30,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        )
         broker = RedisBroker(redis, settings.redis_prefix)
         limiter = RedisRateLimiter(redis, settings.redis_prefix)
+        tickets = RedisTickets(redis, settings.redis_prefix)
+        presence = RedisPresence(redis, settings.redis_prefix, uuid.uuid4().hex[:12])
     else:
         broker = MemoryBroker()
         limiter = MemoryRateLimiter(clock)
+        tickets = MemoryTickets(clock)
+        presence = MemoryPresence()
     policy = AuthPolicy(
         refresh_ttl=settings.refresh_token_ttl,
         refresh_grace=settings.refresh_grace_seconds,
@@ -70,6 +93,16 @@ def build_hub(
         clock,
         policy,
     )
+    gateway = Gateway(
+        db=db,
+        broker=broker,
+        tickets=tickets,
+        presence=presence,
+        clock=clock,
+        send_queue=settings.ws_send_queue,
+        max_frame_bytes=settings.ws_max_frame_bytes,
+    )
+    notifications = Notifications(db, gateway, clock)
     return Hub(
         settings=settings,
         clock=clock,
@@ -78,6 +111,8 @@ def build_hub(
         broker=broker,
         limiter=limiter,
         identity=identity,
-        teachers=TeacherVerification(db, broker, clock),
+        teachers=TeacherVerification(db, notifications, clock),
         metrics=HttpMetrics(),
+        gateway=gateway,
+        notifications=notifications,
     )

@@ -83,6 +83,15 @@ class Settings(BaseSettings):
     payment_webhook_secret: str | None = Field(
         default=None, min_length=16, description="signs provider webhooks; derived when unset"
     )
+    ws_send_queue: int = Field(
+        default=1024,
+        ge=16,
+        le=1_000_000,
+        description="frames queued per WebSocket before it is cut",
+    )
+    ws_max_frame_bytes: int = Field(
+        default=64 * 1024, ge=1024, le=16 << 20, description="largest frame a client may send"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     web_dist: Path = Field(default=REPO_ROOT / "web" / "dist", description="built front end")

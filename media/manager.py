@@ -16,7 +16,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import orjson
 from sqlalchemy import select
 
 from hub.broker import Broker
@@ -25,6 +24,7 @@ from hub.db import Database
 from hub.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from hub.identity.manager import Principal
 from hub.identity.models import User
+from hub.realtime.store import publish_event
 from media.jobs import Job, JobInterrupted, JobQueue, PermanentJobError
 from media.models import Video
 from media.playback import Entitlement, PlaybackSigner
@@ -640,7 +640,7 @@ class VideoManager:
 
     async def _notify(self, video: Video, kind: str, **extra: Any) -> None:
         event = {"type": kind, "video_id": video.id, "status": video.status, **extra}
-        await self._broker.publish(f"user:{video.owner_id}", orjson.dumps(event))
+        await publish_event(self._broker, f"user:{video.owner_id}", event)
 
     # Playback ------------------------------------------------------------------------------
 
@@ -703,7 +703,7 @@ class VideoManager:
             "progress": round(progress.percent, 1),
             "stage": progress.stage,
         }
-        await self._broker.publish(f"user:{video.owner_id}", orjson.dumps(event))
+        await publish_event(self._broker, f"user:{video.owner_id}", event)
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hub.clock import Clock
@@ -75,6 +75,15 @@ class ProfileChange:
 
 
 _INVALID_CREDENTIALS = "Email or password is incorrect."
+
+_USERS = User.__table__
+_SESSIONS = AuthSession.__table__
+# The user, as of this request, with the revocation mark of the session the token names.
+_PRINCIPAL_QUERY = (
+    select(*_USERS.c, _SESSIONS.c.revoked_at.label("session_revoked_at"))
+    .select_from(_USERS.join(_SESSIONS, _SESSIONS.c.user_id == _USERS.c.id))
+    .where(_USERS.c.id == bindparam("user_id"), _SESSIONS.c.id == bindparam("session_id"))
+)
 
 
 def _check_password(password: str, *, email: str, display_name: str) -> None:
@@ -362,21 +371,25 @@ class IdentityManager:
     async def authenticate(self, access_token: str) -> Principal:
         """Resolve a bearer token to the user and session it speaks for.
 
+        Every request asks the database, so a session ended anywhere (logout, a reused refresh
+        token, another hub) stops its access tokens at once.
+
         Raises:
             Unauthenticated: bad or expired token, or its session was ended.
         """
         claims = self._access.verify(access_token)
-        async with self._db.sessions() as s:
+        # One Core statement outside a transaction: this runs on every authenticated request.
+        async with self._db.connect() as conn:
             found = (
-                await s.execute(
-                    select(User, AuthSession.revoked_at)
-                    .join(AuthSession, AuthSession.user_id == User.id)
-                    .where(User.id == claims.user_id, AuthSession.id == claims.session_id)
+                await conn.execute(
+                    _PRINCIPAL_QUERY, {"user_id": claims.user_id, "session_id": claims.session_id}
                 )
             ).first()
-        if found is None or found[1] is not None:
+        if found is None or found.session_revoked_at is not None:
             raise Unauthenticated("This session has ended.", code=ErrorCode.SESSION_REVOKED)
-        return Principal(user=found[0], session_id=claims.session_id)
+        values = found._asdict()
+        del values["session_revoked_at"]
+        return Principal(user=User(**values), session_id=claims.session_id)
 
     async def logout(self, *, session_id: str | None, refresh_token: str | None) -> None:
         """End the session named by the access token, or else by the refresh cookie."""

@@ -6,17 +6,16 @@ import logging
 from dataclasses import dataclass
 from enum import StrEnum
 
-import orjson
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
-from hub.broker import Broker
 from hub.clock import Clock
 from hub.db import Database
 from hub.errors import Conflict, ErrorCode, Forbidden, NotFound
 from hub.identity.manager import Principal
 from hub.identity.models import TeacherApplication, User
+from hub.notifications.service import Notifications
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +33,9 @@ class ApplicationView:
 
 
 class TeacherVerification:
-    def __init__(self, db: Database, broker: Broker, clock: Clock) -> None:
+    def __init__(self, db: Database, notifications: Notifications, clock: Clock) -> None:
         self._db = db
-        self._broker = broker
+        self._notifications = notifications
         self._clock = clock
 
     async def apply(
@@ -153,16 +152,11 @@ class TeacherVerification:
             },
         )
         # The user's own channel; the notifications feature turns this into a stored notification.
-        await self._broker.publish(
-            f"user:{applicant.id}",
-            orjson.dumps(
-                {
-                    "type": "teacher_application.decided",
-                    "application_id": application.id,
-                    "status": str(status),
-                    "reason": reason,
-                }
-            ),
+        await self._notifications.notify(
+            applicant.id,
+            "teacher_application.decided",
+            actor=principal.user,
+            data={"application_id": application.id, "status": str(status), "reason": reason},
         )
         return ApplicationView(application, applicant)
 

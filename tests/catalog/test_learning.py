@@ -372,3 +372,43 @@ async def test_my_learning_and_teacher_stats(
     studio = await (await client.get("/api/studio/courses", headers=teacher.auth)).json()
     earned = {row["course"]["id"]: row["coins_earned"] for row in studio["items"]}
     assert earned == {course: 70, other: 0}
+
+
+async def test_cover_images_are_checked_and_reencoded(client: Any, teacher: Account) -> None:
+    import io
+
+    from PIL import Image
+
+    course, _ = await course_with(client, teacher, [text_lesson()], publish=False)
+    assert (await client.get(f"/api/courses/{course}/cover")).status == 404
+    png = io.BytesIO()
+    Image.new("RGB", (1600, 900), (200, 30, 90)).save(png, format="PNG")
+    resp = await client.put(
+        f"/api/courses/{course}/cover",
+        data=png.getvalue(),
+        headers={**teacher.auth, "Content-Type": "image/png"},
+    )
+    assert resp.status == 200, await resp.text()
+    url = (await resp.json())["cover_url"]
+    image = await client.get(url)
+    assert image.status == 200
+    assert image.content_type == "image/jpeg"
+    decoded = Image.open(io.BytesIO(await image.read()))
+    assert (decoded.format, decoded.size) == ("JPEG", (1280, 720))
+    # Not an image, a broken one, or someone else's course: refused, nothing changes.
+    for body in (b"hello", b"\x89PNG\r\n\x1a\n" + b"\x00" * 50):
+        resp = await client.put(
+            f"/api/courses/{course}/cover",
+            data=body,
+            headers={**teacher.auth, "Content-Type": "image/png"},
+        )
+        assert resp.status == 422
+    ana = await sign_up(client, "Ana")
+    resp = await client.put(
+        f"/api/courses/{course}/cover",
+        data=png.getvalue(),
+        headers={**ana.auth, "Content-Type": "image/png"},
+    )
+    assert resp.status == 404
+    after = await (await client.get(f"/api/courses/{course}", headers=teacher.auth)).json()
+    assert after["cover_url"] == url

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from hub.realtime.store import event_data
 from hub.services import HUB
 from tests.conftest import Account, sign_up
 
@@ -55,13 +55,18 @@ async def test_apply_then_admin_approves(
     assert me["user"]["is_teacher"] is True
     assert me["user"]["roles"] == ["student", "teacher"]
 
-    event = orjson.loads((await asyncio.wait_for(inbox.get(), 5)).data)
-    assert event == {
-        "type": "teacher_application.decided",
+    event = event_data((await asyncio.wait_for(inbox.get(), 5)).data)
+    assert event["type"] == "notification"
+    notification = event["notification"]
+    assert notification["type"] == "teacher_application.decided"
+    assert notification["data"] == {
         "application_id": application["id"],
         "status": "approved",
         "reason": None,
     }
+    listed = await (await client.get("/api/notifications", headers=student.auth)).json()
+    assert listed["unread"] == 1
+    assert listed["items"][0]["text"] == "Your teacher application was approved"
     await inbox.close()
 
     empty = await client.get("/api/admin/teacher-applications?status=pending", headers=admin.auth)

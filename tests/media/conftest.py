@@ -6,7 +6,6 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -14,6 +13,7 @@ from aiohttp.test_utils import TestClient
 from hub.app import create_app
 from hub.broker import Subscription
 from hub.clock import FakeClock
+from hub.realtime.store import event_data
 from hub.services import HUB
 from hub.settings import Settings
 from tests.conftest import Account, log_in, make_settings
@@ -50,6 +50,6 @@ async def next_event(inbox: Subscription, kind: str, within: float = 60) -> dict
     """The next event of ``kind`` on a user channel, skipping others."""
     async with asyncio.timeout(within):
         while True:
-            event: dict[str, Any] = orjson.loads((await inbox.get()).data)
+            event: dict[str, Any] = event_data((await inbox.get()).data)
             if event["type"] == kind:
                 return event

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from hub.clock import FakeClock
+from hub.realtime.store import event_data
 from hub.services import HUB
 from media.handlers import MEDIA
 from tests.conftest import Account, sign_up
@@ -50,7 +50,7 @@ async def test_upload_transcode_and_play(
     kinds, progress = [], []
     async with asyncio.timeout(60):
         while not kinds or kinds[-1] != "video.ready":
-            event = orjson.loads((await inbox.get()).data)
+            event = event_data((await inbox.get()).data)
             assert event["video_id"] == video_id
             kinds.append(event["type"])
             if event["type"] == "video.progress":
@@ -241,7 +241,7 @@ async def test_delete_cancels_a_running_job(
     root = app[HUB].settings.media_root
     assert not (root / "processed" / video_id).exists()
     assert not (root / "raw" / video_id).exists()
-    kinds = [orjson.loads(m.data)["type"] for m in inbox.drain()]
+    kinds = [event_data(m.data)["type"] for m in inbox.drain()]
     assert "video.ready" not in kinds
 
 
@@ -271,7 +271,7 @@ async def test_a_long_video_is_encoded_in_parts_and_stitched(
     stages = []
     async with asyncio.timeout(90):
         while True:
-            event = orjson.loads((await inbox.get()).data)
+            event = event_data((await inbox.get()).data)
             if event["type"] == "video.progress":
                 stages.append(event["stage"])
             if event["type"] in ("video.ready", "video.failed"):

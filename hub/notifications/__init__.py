@@ -1,0 +1,1 @@
+"""In-app notifications: stored per user, grouped, pushed live on ``user:<id>``."""

@@ -1,0 +1,641 @@
+"""The ``/ws`` gateway: one WebSocket per tab, many channels (protocol: docs/realtime.md).
+
+Every hub process holds one broker subscription for the channels its connections use and
+routes each broker message to those connections: a frame is serialized once, by whoever
+published it, and the same bytes are queued for every recipient. Durable channels carry
+per-channel sequence numbers; the router delivers them in order, drops duplicates and fills gaps
+from the database, so a Redis hiccup or a lagging subscriber loses nothing. Each connection has
+a bounded send queue: a client that cannot keep up is cut off (close code 4008) and recovers by
+resubscribing with ``since``, never slowing the room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+from aiohttp import WSMsgType, web
+from sqlalchemy import select
+
+from hub.broker import Broker, Subscription
+from hub.clock import Clock
+from hub.db import Database
+from hub.errors import CohortError, ErrorCode, Forbidden, NotFound, Unauthenticated
+from hub.identity.models import AuthSession, User
+from hub.realtime.presence import REFRESH_EVERY, PresenceStore
+from hub.realtime.store import MessageStore, Stored, message_frame, unwire, wire
+from hub.realtime.tickets import Ticket, TicketStore
+
+log = logging.getLogger(__name__)
+
+CHANNEL_NAME = re.compile(r"^[a-z]+(:[A-Za-z0-9_.-]{1,64}){1,4}$")
+CLOSE_SLOW = 4008
+CLOSE_GARBAGE = 4400
+CLOSE_REVOKED = 4401
+MAX_CHANNELS_PER_CONNECTION = 200
+MAX_BAD_FRAMES = 10
+REPLAY_PAGE = 500
+
+
+class RealtimeError(CohortError):
+    """A refusal sent as an error frame (``code`` is the frame's code)."""
+
+    status, code, title = 409, ErrorCode.CONFLICT, "Refused"
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Who publishes: the connection's user."""
+
+    user: User
+    session_id: str
+
+
+class ChannelPolicy(Protocol):
+    """What a package says about its channels (registered by prefix, e.g. ``chat``)."""
+
+    durable: bool
+    presence: bool
+
+    async def can_subscribe(self, user: User, channel: str) -> bool: ...
+
+    async def publish(self, sender: Sender, channel: str, data: dict[str, Any]) -> int | None:
+        """Handle a client's publish; return the stored sequence number (durable) or None.
+        Raise a CohortError to refuse (sent back as an error frame)."""
+        ...
+
+    async def snapshot(self, user: User, channel: str) -> list[dict[str, Any]]:
+        """Message data sent to a new subscriber right after it subscribed (current state)."""
+        ...
+
+
+class BasePolicy:
+    durable = False
+    presence = False
+
+    async def can_subscribe(self, user: User, channel: str) -> bool:
+        return False
+
+    async def publish(self, sender: Sender, channel: str, data: dict[str, Any]) -> int | None:
+        raise Forbidden("This channel does not take messages from clients.")
+
+    async def snapshot(self, user: User, channel: str) -> list[dict[str, Any]]:
+        return []
+
+
+class UserChannel(BasePolicy):
+    """``user:<id>``: that user's notifications and personal events; only they subscribe."""
+
+    durable = True
+
+    async def can_subscribe(self, user: User, channel: str) -> bool:
+        return channel == f"user:{user.id}"
+
+
+@dataclass
+class _ChannelState:
+    live: bool = False
+    pending: list[tuple[int | None, bytes]] = field(default_factory=list)
+
+
+class Connection:
+    def __init__(
+        self, ws: web.WebSocketResponse, user: User, session_id: str, queue_size: int
+    ) -> None:
+        self.ws = ws
+        self.user = user
+        self.session_id = session_id
+        self.id = uuid.uuid4().hex
+        self.channels: dict[str, _ChannelState] = {}
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(queue_size)
+        self._pending_limit = queue_size
+        self.closing = False
+        self.bad_frames = 0
+
+    def push(self, channel: str, frame: bytes) -> None:
+        """From the router: a channel message (in order, de-duplicated)."""
+        state = self.channels.get(channel)
+        if state is None or self.closing:
+            return
+        if not state.live:
+            state.pending.append((None, frame))
+            if len(state.pending) > self._pending_limit:
+                self.kill(CLOSE_SLOW, "too slow: resubscribe with since")
+            return
+        self.offer(frame)
+
+    def offer(self, frame: bytes) -> None:
+        """Queue without waiting; a full queue means the client cannot keep up."""
+        if self.closing:
+            return
+        try:
+            self._queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.kill(CLOSE_SLOW, "too slow: resubscribe with since")
+
+    async def send(self, payload: dict[str, Any] | bytes) -> None:
+        """Queue a reply, waiting for room (replies and replays are paced by the client)."""
+        if self.closing:
+            return
+        frame = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+        await self._queue.put(frame)
+
+    def kill(self, code: int, reason: str) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        log.info(
+            "closing websocket",
+            extra={"connection": self.id, "user_id": self.user.id, "code": code, "reason": reason},
+        )
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(None)
+        asyncio.get_running_loop().create_task(self.ws.close(code=code, message=reason.encode()))
+
+    async def write_loop(self) -> None:
+        while True:
+            frame = await self._queue.get()
+            if frame is None or self.ws.closed:
+                return
+            try:
+                await self.ws.send_frame(frame, WSMsgType.TEXT)
+            except (ConnectionError, RuntimeError):
+                return
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        broker: Broker,
+        tickets: TicketStore,
+        presence: PresenceStore,
+        clock: Clock,
+        send_queue: int,
+        max_frame_bytes: int,
+    ) -> None:
+        self.store = MessageStore(db)
+        self.tickets = tickets
+        self._db = db
+        self._broker = broker
+        self._presence = presence
+        self._clock = clock
+        self._send_queue = send_queue
+        self._max_frame = max_frame_bytes
+        self._policies: dict[str, ChannelPolicy] = {"user": UserChannel()}
+        self._sub: Subscription | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.members: dict[str, set[Connection]] = {}
+        self._joining: dict[str, asyncio.Future[None]] = {}
+        self._last_seq: dict[str, int] = {}
+        self._repairing: dict[str, list[int]] = {}
+        self.connections: set[Connection] = set()
+        # channel -> user id -> local connections (presence counts users, not tabs)
+        self._present: dict[str, dict[int, int]] = {}
+        self.hooks_on_disconnect: list[Callable[[Connection], Awaitable[None]]] = []
+
+    # Wiring -------------------------------------------------------------------------------
+
+    def register(self, prefix: str, policy: ChannelPolicy) -> None:
+        if prefix in self._policies:
+            raise ValueError(f"channel prefix {prefix!r} is taken")
+        self._policies[prefix] = policy
+
+    def policy_for(self, channel: str) -> ChannelPolicy | None:
+        return self._policies.get(channel.split(":", 1)[0])
+
+    async def start(self) -> None:
+        self._sub = await self._broker.subscribe(queue_size=100_000)
+        self._broker.on_reconnect.append(self.catch_up)
+        self._tasks = [
+            asyncio.create_task(self._route(), name="gateway-router"),
+            asyncio.create_task(self._keep_presence(), name="gateway-presence"),
+        ]
+
+    async def close(self) -> None:
+        for conn in list(self.connections):
+            conn.kill(1001, "the hub is restarting")
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._sub is not None:
+            await self._sub.close()
+
+    # Publishing (for packages) ---------------------------------------------------------------
+
+    async def publish_durable(
+        self, channel: str, data: dict[str, Any], *, author_id: int | None = None
+    ) -> Stored:
+        """Store a message (next sequence number) and fan it out."""
+        async with self._db.transaction() as s:
+            stored = await self.store.append(
+                s, channel, data, author_id=author_id, now=self._clock.now()
+            )
+        await self.announce(stored)
+        return stored
+
+    async def announce(self, stored: Stored) -> None:
+        """Fan out a message stored (and committed) by the caller. A broker failure loses
+        nothing: subscribers fill the gap from the database."""
+        try:
+            await self._broker.publish(stored.channel, wire(stored.seq, stored.frame))
+        except Exception:
+            log.warning(
+                "broker publish failed; subscribers repair from storage",
+                extra={"channel": stored.channel, "seq": stored.seq},
+            )
+
+    async def publish_ephemeral(self, channel: str, data: dict[str, Any]) -> None:
+        """Typing, presence, live state: not stored, no sequence number."""
+        frame = message_frame(channel, None, data)
+        try:
+            await self._broker.publish(channel, wire(None, frame))
+        except Exception:
+            log.warning("broker publish failed (ephemeral)", extra={"channel": channel})
+
+    # Routing --------------------------------------------------------------------------------
+
+    async def _route(self) -> None:
+        assert self._sub is not None
+        async for message in self._sub:
+            self._dispatch(message.channel, message.data)
+
+    def _dispatch(self, channel: str, payload: bytes) -> None:
+        conns = self.members.get(channel)
+        if not conns:
+            return
+        try:
+            seq, frame = unwire(payload)
+        except ValueError:
+            log.warning("dropped a malformed broker message", extra={"channel": channel})
+            return
+        if seq is None:
+            for conn in tuple(conns):
+                conn.push(channel, frame)
+            return
+        if channel in self._repairing:
+            self._repairing[channel].append(seq)
+            return
+        last = self._last_seq.get(channel, 0)
+        if seq <= last:
+            return
+        if seq > last + 1:
+            self._repairing[channel] = [seq]
+            asyncio.get_running_loop().create_task(self._repair(channel))
+            return
+        self._deliver(channel, seq, frame)
+
+    def _deliver(self, channel: str, seq: int, frame: bytes) -> None:
+        self._last_seq[channel] = seq
+        for conn in tuple(self.members.get(channel, ())):
+            conn.push(channel, frame)
+
+    async def _repair(self, channel: str) -> None:
+        """Deliver, from the database, everything up to the highest sequence number seen."""
+        backoff = 0.2
+        try:
+            while channel in self.members:
+                wanted = self._repairing.get(channel, [])
+                last = self._last_seq.get(channel, 0)
+                target = max(wanted, default=last)
+                if target <= last:
+                    break
+                try:
+                    rows = await self.store.after(channel, last, target, limit=REPLAY_PAGE)
+                except Exception:
+                    log.exception("gap repair failed; retrying", extra={"channel": channel})
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                if not rows:
+                    break
+                for row in rows:
+                    if row.seq > self._last_seq.get(channel, 0):
+                        self._deliver(channel, row.seq, row.frame)
+        finally:
+            self._repairing.pop(channel, None)
+
+    async def catch_up(self) -> None:
+        """After the broker reconnects: fetch whatever was published while it was away."""
+        durable = [c for c in self.members if (p := self.policy_for(c)) and p.durable]
+        if not durable:
+            return
+        heads = await self.store.heads(durable)
+        for channel, head in heads.items():
+            if head > self._last_seq.get(channel, 0) and channel not in self._repairing:
+                self._repairing[channel] = [head]
+                asyncio.get_running_loop().create_task(self._repair(channel))
+
+    async def _join(self, channel: str, conn: Connection, durable: bool) -> None:
+        waiting = self._joining.get(channel)
+        if waiting is not None:
+            await asyncio.shield(waiting)
+        members = self.members.get(channel)
+        if members is not None:
+            members.add(conn)
+            return
+        assert self._sub is not None
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._joining[channel] = ready
+        self.members[channel] = {conn}
+        try:
+            # Subscribe first, then read the head: anything newer arrives through the broker
+            # (or is repaired); anything older is dropped as a duplicate.
+            await self._sub.add(channel)
+            if durable:
+                head = await self.store.head(channel)
+                self._last_seq[channel] = max(self._last_seq.get(channel, 0), head)
+        finally:
+            ready.set_result(None)
+            del self._joining[channel]
+
+    async def _leave(self, channel: str, conn: Connection) -> None:
+        members = self.members.get(channel)
+        if members is None:
+            return
+        members.discard(conn)
+        if not members and channel not in self._joining:
+            del self.members[channel]
+            self._last_seq.pop(channel, None)
+            assert self._sub is not None
+            await self._sub.remove(channel)
+
+    # Presence -------------------------------------------------------------------------------
+
+    async def _present_join(self, channel: str, user: User) -> None:
+        users = self._present.setdefault(channel, {})
+        users[user.id] = users.get(user.id, 0) + 1
+        if users[user.id] == 1:
+            await self._presence.join(channel, user.id)
+            await self.publish_ephemeral(
+                channel, {"type": "presence", "event": "join", "user": _person(user)}
+            )
+
+    async def _present_leave(self, channel: str, user: User) -> None:
+        users = self._present.get(channel)
+        if not users or user.id not in users:
+            return
+        users[user.id] -= 1
+        if users[user.id] > 0:
+            return
+        del users[user.id]
+        if not users:
+            del self._present[channel]
+        await self._presence.leave(channel, user.id)
+        await self.publish_ephemeral(
+            channel, {"type": "presence", "event": "leave", "user": _person(user)}
+        )
+
+    async def online(self, channel: str) -> list[dict[str, Any]]:
+        ids = await self._presence.online(channel)
+        if not ids:
+            return []
+        async with self._db.sessions() as s:
+            users = list(await s.scalars(select(User).where(User.id.in_(ids))))
+        return [_person(u) for u in sorted(users, key=lambda u: u.id)]
+
+    async def _keep_presence(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_EVERY)
+            try:
+                await self._presence.refresh(
+                    {channel: set(users) for channel, users in self._present.items()}
+                )
+            except Exception:
+                log.warning("presence refresh failed", exc_info=True)
+
+    # Connections ------------------------------------------------------------------------------
+
+    async def open(self, request: web.Request) -> web.StreamResponse:
+        """``GET /ws?ticket=…``: a missing, used or expired ticket is refused before the
+        upgrade (401 problem)."""
+        token = request.query.get("ticket", "")
+        ticket = await self.tickets.redeem(token) if token else None
+        if ticket is None or ticket.doc is not None:
+            raise Unauthenticated(
+                "This WebSocket ticket is missing, used or expired: "
+                "get a new one from POST /api/realtime/ticket."
+            )
+        user = await self._user_of(ticket)
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=self._max_frame)
+        await ws.prepare(request)
+        conn = Connection(ws, user, ticket.session_id, self._send_queue)
+        self.connections.add(conn)
+        writer = asyncio.create_task(conn.write_loop(), name=f"ws-writer-{conn.id}")
+        try:
+            await self._read_loop(conn)
+        finally:
+            conn.closing = True
+            self.connections.discard(conn)
+            for channel in list(conn.channels):
+                await self._unsubscribe(conn, channel)
+            for hook in self.hooks_on_disconnect:
+                with contextlib.suppress(Exception):
+                    await hook(conn)
+            with contextlib.suppress(asyncio.QueueFull):
+                conn._queue.put_nowait(None)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+            if not ws.closed:
+                await ws.close()
+        return ws
+
+    async def _user_of(self, ticket: Ticket) -> User:
+        now = self._clock.now()
+        async with self._db.sessions() as s:
+            row = (
+                await s.execute(
+                    select(User, AuthSession)
+                    .join(AuthSession, AuthSession.user_id == User.id)
+                    .where(User.id == ticket.user_id, AuthSession.id == ticket.session_id)
+                )
+            ).first()
+        if row is None:
+            raise Unauthenticated("This session has ended; sign in again.")
+        user, session = row
+        if session.revoked_at is not None or session.expires_at <= now:
+            raise Unauthenticated("This session has ended; sign in again.")
+        return user
+
+    async def _read_loop(self, conn: Connection) -> None:
+        async for msg in conn.ws:
+            if conn.closing:
+                break
+            if msg.type == WSMsgType.TEXT:
+                await self._handle_text(conn, msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                await self._bad_frame(conn, None, "binary frames are not part of the protocol")
+            elif msg.type == WSMsgType.ERROR:
+                break
+
+    async def _bad_frame(self, conn: Connection, ref: Any, message: str) -> None:
+        conn.bad_frames += 1
+        await self._error(conn, ref, "bad_frame", message)
+        if conn.bad_frames >= MAX_BAD_FRAMES:
+            conn.kill(CLOSE_GARBAGE, "too many malformed frames")
+
+    async def _error(self, conn: Connection, ref: Any, code: str, message: str) -> None:
+        await conn.send({"op": "error", "ref": ref, "code": code, "message": message})
+
+    async def _handle_text(self, conn: Connection, text: str) -> None:
+        try:
+            frame = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            await self._bad_frame(conn, None, "not JSON")
+            return
+        if not isinstance(frame, dict):
+            await self._bad_frame(conn, None, "a frame is a JSON object")
+            return
+        ref = frame.get("ref")
+        if ref is not None and not (
+            isinstance(ref, (str, int)) and not isinstance(ref, bool) and len(str(ref)) <= 64
+        ):
+            await self._bad_frame(conn, None, "ref must be a string or integer (≤ 64 characters)")
+            return
+        op = frame.get("op")
+        try:
+            if op == "ping":
+                await conn.send({"op": "pong", "ref": ref, "server_time": int(time.time() * 1000)})
+            elif op == "subscribe":
+                await self._op_subscribe(conn, frame, ref)
+            elif op == "unsubscribe":
+                channel = self._channel_of(frame)
+                if channel not in conn.channels:
+                    raise RealtimeError(
+                        "Not subscribed to this channel.", code=ErrorCode.NOT_SUBSCRIBED
+                    )
+                await self._unsubscribe(conn, channel)
+                await conn.send({"op": "unsubscribed", "ref": ref, "channel": channel})
+            elif op == "publish":
+                await self._op_publish(conn, frame, ref)
+            else:
+                await self._bad_frame(
+                    conn, ref, "op must be subscribe, unsubscribe, publish or ping"
+                )
+        except _BadFrame as exc:
+            await self._bad_frame(conn, ref, str(exc))
+        except CohortError as exc:
+            await self._error(conn, ref, str(exc.code), exc.detail)
+
+    def _channel_of(self, frame: dict[str, Any]) -> str:
+        channel = frame.get("channel")
+        if not isinstance(channel, str) or len(channel) > 200 or not CHANNEL_NAME.match(channel):
+            raise _BadFrame("channel must be a channel name like chat:community:12")
+        return channel
+
+    async def _op_subscribe(self, conn: Connection, frame: dict[str, Any], ref: Any) -> None:
+        channel = self._channel_of(frame)
+        since = frame.get("since")
+        if since is not None and (
+            not isinstance(since, int) or isinstance(since, bool) or since < 0
+        ):
+            raise _BadFrame("since must be a sequence number (an integer ≥ 0)")
+        policy = self.policy_for(channel)
+        if policy is None:
+            raise NotFound("No such channel.")
+        if channel in conn.channels:
+            raise RealtimeError(
+                "Already subscribed to this channel.", code=ErrorCode.ALREADY_SUBSCRIBED
+            )
+        if len(conn.channels) >= MAX_CHANNELS_PER_CONNECTION:
+            raise RealtimeError(
+                "Too many channels on one connection.", code=ErrorCode.TOO_MANY_CHANNELS
+            )
+        if not await policy.can_subscribe(conn.user, channel):
+            raise Forbidden("You may not subscribe to this channel.")
+        state = _ChannelState()
+        conn.channels[channel] = state
+        await self._join(channel, conn, policy.durable)
+        if conn.closing or channel not in conn.channels:
+            return
+        # No await between taking `upto` and buffering: every later message is pending.
+        upto = self._last_seq.get(channel, 0) if policy.durable else 0
+        recovered = False
+        replay: list[Stored] = []
+        if policy.durable and since is not None:
+            recovered = since <= upto
+            after = since
+            while recovered and after < upto:
+                page = await self.store.after(channel, after, upto, limit=REPLAY_PAGE)
+                if not page:
+                    break
+                replay.extend(page)
+                after = page[-1].seq
+                if len(replay) >= 10 * REPLAY_PAGE:
+                    break
+        await conn.send(
+            {
+                "op": "subscribed",
+                "ref": ref,
+                "channel": channel,
+                "seq": upto,
+                "recovered": recovered,
+            }
+        )
+        for row in replay:
+            await conn.send(row.frame)
+        if replay and replay[-1].seq < upto:
+            # A very long absence: the rest streams page by page without holding the socket.
+            after = replay[-1].seq
+            while after < upto and not conn.closing:
+                page = await self.store.after(channel, after, upto, limit=REPLAY_PAGE)
+                if not page:
+                    break
+                for row in page:
+                    await conn.send(row.frame)
+                after = page[-1].seq
+        for data in await policy.snapshot(conn.user, channel):
+            await conn.send(message_frame(channel, None, data))
+        if policy.presence:
+            await self._present_join(channel, conn.user)
+            await conn.send(
+                {"op": "presence", "channel": channel, "online": await self.online(channel)}
+            )
+        state.live = True
+        for _seq, pending in state.pending:
+            conn.offer(pending)
+        state.pending.clear()
+
+    async def _unsubscribe(self, conn: Connection, channel: str) -> None:
+        conn.channels.pop(channel, None)
+        await self._leave(channel, conn)
+        policy = self.policy_for(channel)
+        if policy is not None and policy.presence:
+            await self._present_leave(channel, conn.user)
+
+    async def _op_publish(self, conn: Connection, frame: dict[str, Any], ref: Any) -> None:
+        channel = self._channel_of(frame)
+        data = frame.get("data")
+        if not isinstance(data, dict):
+            raise _BadFrame("data must be a JSON object")
+        policy = self.policy_for(channel)
+        if policy is None:
+            raise NotFound("No such channel.")
+        if data.get("type") == "typing" and policy.presence:
+            if channel not in conn.channels:
+                raise Forbidden("Subscribe to this channel first.")
+            await self.publish_ephemeral(channel, {"type": "typing", "user": _person(conn.user)})
+            await conn.send({"op": "ack", "ref": ref, "seq": None})
+            return
+        seq = await policy.publish(Sender(conn.user, conn.session_id), channel, data)
+        await conn.send({"op": "ack", "ref": ref, "seq": seq})
+
+
+class _BadFrame(Exception):
+    pass
+
+
+def _person(user: User) -> dict[str, Any]:
+    return {"id": user.id, "display_name": user.display_name, "avatar_color": user.avatar_color}
