@@ -28,6 +28,8 @@ export default defineConfig({
       "/api": { target: apiTarget, changeOrigin: false },
       // HLS playlists, segments, posters, storyboards and downloads (signed paths).
       "/media": { target: apiTarget, changeOrigin: false },
+      // The sandbox payment provider's checkout page (top-ups).
+      "/sandbox": { target: apiTarget, changeOrigin: false },
     },
   },
 });

@@ -4,15 +4,27 @@ import type { User } from "./api/types.ts";
 import { auth, AuthController, canUploadVideos } from "./auth.ts";
 import { currentLocation, navigate, onRouteChange, type RouteLocation } from "./router.ts";
 import { shared } from "./styles.ts";
+import { WalletController } from "./wallet.ts";
 import "./pages/admin-applications-page.ts";
+import "./pages/catalog-page.ts";
+import "./pages/course-editor-page.ts";
+import "./pages/course-page.ts";
+import "./pages/course-stats-page.ts";
 import "./pages/home-page.ts";
+import "./pages/learning-page.ts";
+import "./pages/lesson-page.ts";
 import "./pages/login-page.ts";
 import "./pages/not-found-page.ts";
 import "./pages/profile-page.ts";
+import "./pages/shop-page.ts";
 import "./pages/signup-page.ts";
+import "./pages/studio-courses-page.ts";
 import "./pages/studio-page.ts";
 import "./pages/teach-page.ts";
+import "./pages/user-page.ts";
 import "./pages/video-page.ts";
+import "./pages/wallet-page.ts";
+import { iconCoin } from "./icons.ts";
 
 type Access = "public" | "signed-in" | "admin";
 
@@ -38,6 +50,52 @@ const ROUTES: readonly Route[] = [
   { path: "/teach", title: "Teach", access: "signed-in", view: () => html`<teach-page></teach-page>` },
   // Signed-in users who are not teachers see an explanation there rather than a 403.
   { path: "/studio", title: "Studio", access: "signed-in", view: () => html`<studio-page></studio-page>` },
+  {
+    path: "/studio/courses",
+    title: "Your courses",
+    access: "signed-in",
+    view: () => html`<studio-courses-page></studio-courses-page>`,
+  },
+  {
+    path: "/studio/courses/:id",
+    pattern: /^\/studio\/courses\/(?<id>\d+)$/,
+    title: "Course editor",
+    access: "signed-in",
+    view: (params) => html`<course-editor-page .courseId=${params["id"] ?? ""}></course-editor-page>`,
+  },
+  {
+    path: "/studio/courses/:id/stats",
+    pattern: /^\/studio\/courses\/(?<id>\d+)\/stats$/,
+    title: "Course stats",
+    access: "signed-in",
+    view: (params) => html`<course-stats-page .courseId=${params["id"] ?? ""}></course-stats-page>`,
+  },
+  { path: "/courses", title: "Courses", access: "public", view: () => html`<catalog-page></catalog-page>` },
+  {
+    path: "/courses/:id",
+    pattern: /^\/courses\/(?<id>\d+)$/,
+    title: "Course",
+    access: "public",
+    view: (params) => html`<course-page .courseId=${params["id"] ?? ""}></course-page>`,
+  },
+  {
+    path: "/learn/:courseId/:lessonId",
+    pattern: /^\/learn\/(?<courseId>\d+)\/(?<lessonId>\d+)$/,
+    title: "Lesson",
+    access: "signed-in",
+    view: (params) =>
+      html`<lesson-page .courseId=${params["courseId"] ?? ""} .lessonId=${params["lessonId"] ?? ""}></lesson-page>`,
+  },
+  { path: "/learning", title: "My learning", access: "signed-in", view: () => html`<learning-page></learning-page>` },
+  { path: "/wallet", title: "Wallet", access: "signed-in", view: () => html`<wallet-page></wallet-page>` },
+  { path: "/shop", title: "Profile shop", access: "public", view: () => html`<shop-page></shop-page>` },
+  {
+    path: "/users/:id",
+    pattern: /^\/users\/(?<id>\d+)$/,
+    title: "Profile",
+    access: "public",
+    view: (params) => html`<user-page .userId=${params["id"] ?? ""}></user-page>`,
+  },
   {
     path: "/videos/:id",
     pattern: /^\/videos\/(?<id>[^/]+)$/,
@@ -185,8 +243,25 @@ export class CohortApp extends LitElement {
         font-weight: 600;
         max-width: 16rem;
       }
-      .user:hover {
+      .user:hover,
+      .wallet:hover {
         background: var(--hover);
+      }
+      .wallet {
+        color: var(--text);
+        text-decoration: none;
+        padding: 0.25rem 0.55rem;
+        border-radius: 999px;
+        border: 1px solid var(--border);
+        font-weight: 700;
+        font-variant-numeric: tabular-nums;
+        display: inline-flex;
+        gap: 0.3rem;
+        align-items: center;
+      }
+      .wallet[aria-current="page"] {
+        background: var(--accent-soft);
+        border-color: var(--accent);
       }
       .user [data-testid="nav-user"] {
         overflow: hidden;
@@ -257,6 +332,7 @@ export class CohortApp extends LitElement {
   declare signingOut: boolean;
 
   private readonly session = new AuthController(this);
+  private readonly coins = new WalletController(this);
   private route: Route = NOT_FOUND;
   private params: Readonly<Record<string, string>> = {};
   private shownRoute: Route | null = null;
@@ -298,9 +374,11 @@ export class CohortApp extends LitElement {
         <nav aria-label="Main">
           <a class="brand" href="/">Co<span>hort</span></a>
           <ul class="links">
-            ${this.navLink("/", "Home")}
+            ${this.session.user ? nothing : this.navLink("/", "Home")}
+            ${this.navLink("/courses", "Courses", "courses-link")}
             ${this.session.user
-              ? html`${this.navLink("/profile", "Profile")} ${this.navLink("/teach", "Teach")}
+              ? html`${this.navLink("/learning", "My learning", "learning-link")} ${this.navLink("/shop", "Shop")}
+                ${this.navLink("/teach", "Teach")}
                 ${canUploadVideos(this.session.user) ? this.navLink("/studio", "Studio", "studio-link") : nothing}
                 ${this.session.user.is_admin ? this.navLink("/admin/applications", "Admin") : nothing}`
               : nothing}
@@ -336,7 +414,18 @@ export class CohortApp extends LitElement {
         <a class="button primary" href="/signup">Sign up</a>
       </div>`;
     }
+    const balance = this.coins.balance;
     return html`<div class="account">
+      <a
+        class="wallet"
+        href="/wallet"
+        data-testid="nav-wallet"
+        aria-current=${currentLocation().path === "/wallet" ? "page" : nothing}
+        aria-label=${balance === null ? "Wallet" : `Wallet: ${balance} coins`}
+      >
+        ${iconCoin}
+        <span data-testid="nav-balance">${balance ?? "…"}</span>
+      </a>
       <a class="user" href="/profile" aria-label=${`Signed in as ${user.display_name}, edit profile`}>
         <span class="avatar" aria-hidden="true" style=${styleMap({ background: user.avatar_color })}></span>
         <span data-testid="nav-user">${user.display_name}</span>

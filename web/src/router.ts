@@ -38,9 +38,12 @@ export function safeNext(value: string | null, fallback = "/"): string {
   return value;
 }
 
-/** Paths the hub answers itself; following them must load a real page, not an SPA view. */
+/**
+ * Paths the hub answers itself; following them must load a real page, not an SPA view
+ * (`/sandbox/` is the sandbox payment provider's checkout).
+ */
 function isServerPath(path: string): boolean {
-  return path === "/api" || path.startsWith("/api/") || path.startsWith("/media/");
+  return path === "/api" || path.startsWith("/api/") || path.startsWith("/media/") || path.startsWith("/sandbox/");
 }
 
 function normalisePath(path: string): string {

@@ -22,10 +22,18 @@ export class ApiError extends Error {
 
 export interface RequestOptions {
   method?: "GET" | "POST" | "PATCH" | "PUT" | "DELETE";
+  /** Sent as JSON, or as it is when a Blob (with the Blob's type). */
   body?: unknown;
   /** Send the bearer token and recover from an expired one. Defaults to true. */
   auth?: boolean;
   signal?: AbortSignal;
+  /**
+   * Makes a money-moving POST safe to retry: the hub answers a repeated key with the first
+   * response instead of doing it again. Reuse the key only for retries of the same attempt.
+   */
+  idempotencyKey?: string;
+  /** Let the request outlive the page (progress heartbeats sent on `pagehide`). */
+  keepalive?: boolean;
 }
 
 export type SessionListener = (session: TokenResponse | null) => void;
@@ -140,14 +148,14 @@ export async function endSession(): Promise<void> {
 
 /** JSON request to the hub; rejects with ApiError for any non-2xx answer. */
 export async function request<T>(path: string, options: RequestOptions = {}): Promise<T> {
-  const { method = "GET", body, auth = true, signal } = options;
+  const { auth = true } = options;
 
-  if (!auth) return parse<T>(await send(path, init(method, body, null, signal)));
+  if (!auth) return parse<T>(await send(path, init(options, null)));
 
   const token = await usableToken();
   if (token === null) throw notSignedIn();
   const sentWith = generation;
-  const response = await send(path, init(method, body, token, signal));
+  const response = await send(path, init(options, token));
   if (response.status !== 401) return parse<T>(response);
 
   // If the session changed while this call was in flight (another call already renewed it,
@@ -155,7 +163,7 @@ export async function request<T>(path: string, options: RequestOptions = {}): Pr
   const retryToken =
     generation === sentWith ? ((await refreshSession())?.access_token ?? null) : accessToken;
   if (retryToken === null) throw await toApiError(response);
-  return parse<T>(await send(path, init(method, body, retryToken, signal)));
+  return parse<T>(await send(path, init(options, retryToken)));
 }
 
 /**
@@ -194,15 +202,20 @@ function notSignedIn(): ApiError {
   });
 }
 
-function init(method: string, body: unknown, token: string | null, signal?: AbortSignal): RequestInit {
+function init(options: RequestOptions, token: string | null): RequestInit {
+  const { method = "GET", body, signal, idempotencyKey, keepalive } = options;
   const headers: Record<string, string> = { Accept: "application/json, application/problem+json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  // A Blob (an image file) goes as it is; anything else as JSON.
+  const raw = body instanceof Blob;
+  if (body !== undefined) headers["Content-Type"] = raw ? body.type || "application/octet-stream" : "application/json";
   if (token) headers["Authorization"] = `Bearer ${token}`;
+  if (idempotencyKey) headers["Idempotency-Key"] = idempotencyKey;
   return {
     method,
     headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: body === undefined ? undefined : raw ? body : JSON.stringify(body),
     signal: signal ?? null,
+    ...(keepalive ? { keepalive: true } : {}),
   };
 }
 
@@ -249,6 +262,9 @@ async function toApiError(response: Response): Promise<ApiError> {
     ...(payload.request_id ? { request_id: payload.request_id } : {}),
     ...(Array.isArray(payload.errors) ? { errors: payload.errors } : {}),
     ...(typeof payload.retry_after === "number" ? { retry_after: payload.retry_after } : {}),
+    // A 402 says what the wallet holds and what was needed.
+    ...(typeof payload.balance === "number" ? { balance: payload.balance } : {}),
+    ...(typeof payload.price === "number" ? { price: payload.price } : {}),
   };
   return new ApiError(problem, retryAfter);
 }
@@ -265,4 +281,14 @@ function parseRetryAfter(value: string | null): number | null {
   if (Number.isFinite(seconds)) return Math.max(0, Math.ceil(seconds));
   const date = Date.parse(value);
   return Number.isNaN(date) ? null : Math.max(0, Math.ceil((date - Date.now()) / 1000));
+}
+
+/**
+ * A fresh `Idempotency-Key`. `crypto.randomUUID` exists only in secure contexts (not on a
+ * plain-http LAN address), while `getRandomValues` exists everywhere.
+ */
+export function newIdempotencyKey(): string {
+  if (typeof crypto.randomUUID === "function" && window.isSecureContext) return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }

@@ -11,6 +11,8 @@ export interface User {
   is_teacher: boolean;
   is_admin: boolean;
   created_at: string;
+  /** What the user applied from the profile shop. */
+  appearance?: Appearance;
 }
 
 export interface TokenResponse {
@@ -70,6 +72,9 @@ export interface Problem {
   request_id?: string;
   errors?: FieldProblem[];
   retry_after?: number;
+  /** 402: coins in the wallet and coins needed. */
+  balance?: number;
+  price?: number;
 }
 
 export type VideoStatus = "queued" | "processing" | "ready" | "failed";
@@ -115,4 +120,328 @@ export interface UploadInfo {
   offset: number;
   length: number;
   video_id: string | null;
+}
+
+// ---- courses ------------------------------------------------------------------------------
+
+export type CourseLevel = "beginner" | "intermediate" | "advanced";
+export const COURSE_LEVELS: readonly CourseLevel[] = ["beginner", "intermediate", "advanced"];
+export type CourseStatus = "draft" | "published" | "archived";
+export type LessonKind = "video" | "text";
+export type CourseSort = "relevance" | "popular" | "newest" | "rating" | "price" | "price_desc";
+
+export interface UserRef {
+  id: number;
+  display_name: string;
+}
+
+export interface Rating {
+  /** 1 to 5; null before the first review. */
+  average: number | null;
+  count: number;
+}
+
+/** A course as the catalog lists it. */
+export interface CourseCard {
+  id: number;
+  slug: string;
+  title: string;
+  subtitle: string;
+  tags: string[];
+  level: CourseLevel;
+  language: string;
+  /** coins; 0 is free */
+  price: number;
+  owner: UserRef;
+  rating: Rating;
+  enrollments: number;
+  lesson_count: number;
+  /** seconds of video */
+  duration: number;
+  cover_url: string | null;
+  published_at: string | null;
+}
+
+export interface Paged<T> {
+  items: T[];
+  page: number;
+  page_size: number;
+  total: number;
+}
+
+export interface CourseQuery {
+  q?: string;
+  tag?: string;
+  level?: CourseLevel | "";
+  sort?: CourseSort | "";
+  page?: number;
+  page_size?: number;
+}
+
+export interface TagCount {
+  tag: string;
+  count: number;
+}
+
+export interface CourseLesson {
+  id: number;
+  title: string;
+  kind: LessonKind;
+  free_preview: boolean;
+  /** seconds, for video lessons */
+  duration: number | null;
+  /** Only for the owner. */
+  video_id: string | null;
+  /** The viewer's completion; null when not signed in or not enrolled. */
+  completed?: boolean | null;
+}
+
+export interface CourseSection {
+  id: number;
+  title: string;
+  lessons: CourseLesson[];
+}
+
+/** `GET /api/courses/{id}`: a course with its curriculum. */
+export interface Course {
+  id: number;
+  slug: string;
+  title: string;
+  subtitle: string;
+  description: string;
+  tags: string[];
+  level: CourseLevel;
+  language: string;
+  price: number;
+  status: CourseStatus;
+  owner_id: number;
+  owner?: UserRef;
+  enrollments?: number;
+  cover_url?: string | null;
+  /** The viewer is enrolled. */
+  enrolled?: boolean;
+  created_at: string;
+  published_at: string | null;
+  rating: Rating;
+  sections: CourseSection[];
+}
+
+export interface CourseInput {
+  title: string;
+  subtitle: string;
+  description: string;
+  tags: string[];
+  level: CourseLevel;
+  language: string;
+  price: number;
+}
+
+export interface LessonInput {
+  title: string;
+  kind: LessonKind;
+  video_id?: string;
+  body?: string;
+  free_preview: boolean;
+}
+
+export interface CourseOrder {
+  sections: number[];
+  lessons: Record<string, number[]>;
+}
+
+export interface Enrollment {
+  id: number;
+  course_id: number;
+  price_paid: number;
+  created_at: string;
+}
+
+export interface Review {
+  id: number;
+  rating: number;
+  comment: string;
+  author: UserRef;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ReviewList {
+  items: Review[];
+  rating: Rating;
+  next_cursor: number | null;
+}
+
+export interface LessonProgress {
+  /** seconds */
+  position: number;
+  watched_seconds: number;
+  /** 0..100 */
+  percent: number;
+  completed: boolean;
+  completed_at: string | null;
+}
+
+/** `GET /api/lessons/{id}`; body and video_id only for users entitled to the lesson. */
+export interface Lesson {
+  id: number;
+  course_id: number;
+  section_id: number;
+  title: string;
+  kind: LessonKind;
+  free_preview: boolean;
+  duration: number | null;
+  body?: string | null;
+  video_id?: string | null;
+  /** The viewer is enrolled in the lesson's course (only then is progress recorded). */
+  enrolled?: boolean;
+  progress: LessonProgress | null;
+  prev_lesson_id: number | null;
+  next_lesson_id: number | null;
+}
+
+/** A played stretch of a video, [from, to] in seconds. */
+export type WatchedRange = [number, number];
+
+export interface LearningItem {
+  course: CourseCard;
+  enrolled_at: string;
+  /** 0..100 */
+  percent: number;
+  completed_lessons: number;
+  total_lessons: number;
+  next_lesson: { id: number; title: string } | null;
+  last_activity_at: string | null;
+}
+
+export interface Learning {
+  items: LearningItem[];
+  balance: number;
+}
+
+/** A teacher's own course in the studio list, in any status. */
+export interface StudioCourse extends Partial<CourseCard> {
+  id: number;
+  title: string;
+  status: CourseStatus;
+  enrollments: number;
+  coins_earned?: number;
+}
+
+export interface StudioCourseItem {
+  course: StudioCourse;
+  coins_earned?: number;
+  enrollments?: number;
+}
+
+export interface LessonStats {
+  id: number;
+  title: string;
+  kind: LessonKind;
+  duration: number | null;
+  viewers: number;
+  completed: number;
+  /** 0..1 */
+  completion_rate: number;
+  dropoff: { bucket_seconds: number; counts: number[] } | null;
+}
+
+export interface CourseStats {
+  course_id: number;
+  enrollments: { total: number; by_day: { date: string; count: number }[] };
+  coins_earned: number;
+  coins_by_day: { date: string; coins: number }[];
+  lessons: LessonStats[];
+}
+
+// ---- coins --------------------------------------------------------------------------------
+
+export interface Wallet {
+  balance: number;
+  currency: string;
+}
+
+export interface WalletLine {
+  id: number;
+  kind: string;
+  /** Signed from the wallet's side: coins in are positive. */
+  amount: number;
+  memo: string;
+  reference: Record<string, unknown>;
+  created_at: string;
+}
+
+export interface WalletHistory {
+  items: WalletLine[];
+  next_cursor: number | null;
+}
+
+export type TopUpStatus = "pending" | "paid" | "declined";
+
+export interface TopUp {
+  id: string;
+  pack: string;
+  coins: number;
+  price_cents: number;
+  currency: string;
+  status: TopUpStatus;
+  checkout_url?: string | null;
+}
+
+// ---- profile shop -------------------------------------------------------------------------
+
+export type ShopItemKind = "theme" | "badge" | "frame";
+export const SHOP_ITEM_KINDS: readonly ShopItemKind[] = ["theme", "badge", "frame"];
+
+/**
+ * What the web applies: a theme's {background, accent, text}, a badge's {emoji, color}, a
+ * frame's {border, shadow}.
+ */
+export interface ItemStyle {
+  background?: string;
+  accent?: string;
+  text?: string;
+  emoji?: string;
+  color?: string;
+  border?: string;
+  shadow?: string;
+}
+
+/** Shop item ids, e.g. "theme-ocean". */
+export type ShopItemId = string;
+
+export interface ShopItem {
+  id: ShopItemId;
+  kind: ShopItemKind;
+  name: string;
+  description: string;
+  price: number;
+  style: ItemStyle;
+  owned: boolean;
+}
+
+export interface AppliedItem {
+  id: ShopItemId;
+  name: string;
+  style: ItemStyle;
+}
+
+export interface Appearance {
+  theme: AppliedItem | null;
+  badge: AppliedItem | null;
+  frame: AppliedItem | null;
+}
+
+export interface AppearanceChoice {
+  theme: ShopItemId | null;
+  badge: ShopItemId | null;
+  frame: ShopItemId | null;
+}
+
+export interface PublicUser {
+  id: number;
+  display_name: string;
+  bio: string;
+  avatar_color: string;
+  roles: string[];
+  appearance: Appearance;
 }

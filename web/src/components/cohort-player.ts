@@ -75,8 +75,8 @@ const SHORTCUTS: readonly [string, string][] = [
  *
  * Properties: `src` (master playlist), `poster`, `storyboard` (WebVTT of sprite regions),
  * `videoId` (remembers the position per video and renews expired playback URLs through
- * `GET /api/videos/{id}`), and optionally `renewSource` to fetch a fresh URL some other way.
- * Fires `source-renewed` (detail `{src}`) after switching to a fresh URL.
+ * `GET /api/videos/{id}`), optionally `renewSource` to fetch a fresh URL some other way, and
+ * `startAt` to start at a position kept elsewhere (a lesson's progress). Fires `source-renewed` (detail `{src}`) after switching to a fresh URL.
  */
 export class CohortPlayer extends LitElement {
   static override styles = css`
@@ -363,6 +363,7 @@ export class CohortPlayer extends LitElement {
     storyboard: {},
     videoId: { attribute: "video-id" },
     renewSource: { attribute: false },
+    startAt: { attribute: false },
     paused: { state: true },
     time: { state: true },
     duration: { state: true },
@@ -390,6 +391,11 @@ export class CohortPlayer extends LitElement {
   declare videoId: string | null;
   /** Fetches a fresh playback URL when the current one is refused (403). */
   declare renewSource: (() => Promise<string | null>) | null;
+  /**
+   * Seconds to start a newly set `src` at, e.g. a lesson's saved progress; when set it wins
+   * over the position remembered in this browser.
+   */
+  declare startAt: number | null;
 
   declare paused: boolean;
   declare time: number;
@@ -433,6 +439,7 @@ export class CohortPlayer extends LitElement {
     this.storyboard = null;
     this.videoId = null;
     this.renewSource = null;
+    this.startAt = null;
     this.paused = true;
     this.time = 0;
     this.duration = 0;
@@ -710,7 +717,7 @@ export class CohortPlayer extends LitElement {
     const src = this.src;
     const video = this.media;
     if (!src || !video || token !== this.loadToken) return;
-    const start = resume?.time ?? this.storedPosition();
+    const start = resume?.time ?? this.startAt ?? this.storedPosition();
     this.time = start;
 
     let Hls: HlsModule["default"];

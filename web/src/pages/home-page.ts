@@ -28,6 +28,8 @@ export class HomePage extends LitElement {
         <h1 tabindex="-1">Welcome to Cohort</h1>
         <p class="lead">Learn alongside others, in small groups led by real teachers.</p>
         <div class="actions">
+          <a href="/courses">Browse courses</a>
+          <span class="muted">·</span>
           <a href="/signup">Create an account</a>
           <span class="muted">or</span>
           <a href="/login">log in</a>
@@ -38,6 +40,16 @@ export class HomePage extends LitElement {
       <h1 tabindex="-1">Hello, ${user.display_name}!</h1>
       <p class="lead">Good to see you on Cohort.</p>
       <div class="grid">
+        <section class="card">
+          <h2>Learn</h2>
+          <p>Find a course, or pick up where you left off.</p>
+          <div class="actions"><a href="/courses">Browse courses</a> <a href="/learning">My learning</a></div>
+        </section>
+        <section class="card">
+          <h2>Coins</h2>
+          <p>Courses and profile items are paid with coins.</p>
+          <div class="actions"><a href="/wallet">Wallet</a> <a href="/shop">Profile shop</a></div>
+        </section>
         <section class="card">
           <h2>Your profile</h2>
           <p>Choose how others see you and manage where you are signed in.</p>
@@ -50,7 +62,10 @@ export class HomePage extends LitElement {
               ? "You can lead cohorts of your own."
               : "Share what you know: tell us about your experience and apply to teach."}
           </p>
-          <a href="/teach">${user.is_teacher ? "Teaching on Cohort" : "Apply to teach"}</a>
+          <div class="actions">
+            <a href="/teach">${user.is_teacher ? "Teaching on Cohort" : "Apply to teach"}</a>
+            ${user.is_teacher ? html`<a href="/studio/courses">Your courses</a>` : null}
+          </div>
         </section>
         ${user.is_admin
           ? html`<section class="card">

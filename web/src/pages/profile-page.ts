@@ -12,6 +12,7 @@ import {
   toFormErrors,
   type FormErrors,
 } from "../forms.ts";
+import { appearanceStyles, profileCard } from "../profile/appearance.ts";
 import { shared } from "../styles.ts";
 
 const PROFILE_FIELDS = ["display_name", "bio", "avatar_color"] as const;
@@ -19,6 +20,7 @@ const PROFILE_FIELDS = ["display_name", "bio", "avatar_color"] as const;
 export class ProfilePage extends LitElement {
   static override styles = [
     shared,
+    appearanceStyles,
     css`
       .colour-row {
         display: flex;
@@ -94,6 +96,13 @@ export class ProfilePage extends LitElement {
       <h1 tabindex="-1">Your profile</h1>
       <p class="lead">Signed in as ${user.email}.</p>
       ${errorAlert(this.errors)} ${successNote(this.saved)}
+      <h2 style="margin-top:0">How others see you</h2>
+      ${profileCard(user, { testid: "own-profile-card" })}
+      <p class="actions">
+        <a href=${`/users/${user.id}`} data-testid="public-profile-link">Your public profile</a>
+        <a href="/shop" data-testid="shop-link">Themes, badges and frames in the shop</a>
+      </p>
+      <h2>Edit your profile</h2>
       <form class="card" novalidate @submit=${this.save} aria-busy=${this.saving ? "true" : "false"}>
         ${field({
           id: "profile-display-name",

@@ -5,6 +5,7 @@ import type { Video } from "../api/types.ts";
 import { AuthController, canUploadVideos } from "../auth.ts";
 import "../components/cohort-player.ts";
 import { errorAlert, formatDate, isAbort, successNote, toFormErrors, type FormErrors } from "../forms.ts";
+import { studioNav, studioNavStyles } from "../courses/studio-nav.ts";
 import { shared } from "../styles.ts";
 import { formatBytes, formatDuration, titleFromFileName } from "../videos/format.ts";
 import { transcodeStatus, videoStyles } from "../videos/view.ts";
@@ -30,6 +31,7 @@ export class StudioPage extends LitElement {
   static override styles = [
     shared,
     videoStyles,
+    studioNavStyles,
     css`
       form.card.upload {
         max-width: 48rem;
@@ -302,6 +304,7 @@ export class StudioPage extends LitElement {
     }
     return html`
       <h1 tabindex="-1">Studio</h1>
+      ${studioNav("videos")}
       <p class="lead">Upload lesson videos and follow them while they are prepared for streaming.</p>
       ${errorAlert(this.errors)} ${successNote(this.notice)} ${this.renderUnfinished()} ${this.renderUpload()}
       <h2>Your videos</h2>
