@@ -7,10 +7,8 @@ soon as they are ready, by a background task, so the hub starts at once."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import tempfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import av
@@ -57,7 +55,6 @@ TEXT_LESSON = (
     "skipping to the end does not count. Text lessons like this one are complete when you "
     "mark them done.\n",
 )
-DEMO_TASK = web.AppKey("catalog_demo_task", asyncio.Task[None])
 
 
 def make_lesson_clip(
@@ -88,9 +85,12 @@ def make_lesson_clip(
     return path
 
 
-async def seed_demo_course(app: web.Application, teacher_email: str) -> int:
+async def seed_demo_course(
+    app: web.Application, teacher_email: str
+) -> tuple[int, asyncio.Task[None] | None]:
     """Create the demo course if it does not exist yet, and publish it once its videos are
-    ready (in the background). Returns the course id. Safe to run on every start."""
+    ready: returns the course id and the task that publishes it (None when it already is).
+    Safe to run on every start; the caller cancels the task if the hub stops first."""
     hub = app[HUB]
     catalog = app[CATALOG]
     async with hub.db.sessions() as s:
@@ -102,7 +102,7 @@ async def seed_demo_course(app: web.Application, teacher_email: str) -> int:
     if existing is not None:
         course_id = existing.id
         if existing.status == "published":
-            return course_id
+            return course_id, None
     else:
         course = await catalog.courses.create(principal, COURSE)
         course_id = course.id
@@ -132,8 +132,8 @@ async def seed_demo_course(app: web.Application, teacher_email: str) -> int:
             LessonDraft(title=TEXT_LESSON[0], kind="text", body=TEXT_LESSON[1]),
         )
         log.info("demo course created", extra={"course_id": course_id})
-    app[DEMO_TASK] = asyncio.create_task(_publish_when_ready(app, principal, course_id))
-    return course_id
+    task = asyncio.create_task(_publish_when_ready(app, principal, course_id))
+    return course_id, task
 
 
 async def _publish_when_ready(app: web.Application, principal: Principal, course_id: int) -> None:
@@ -155,13 +155,3 @@ async def _publish_when_ready(app: web.Application, principal: Principal, course
             log.info("demo course published", extra={"course_id": course_id})
             return
         await asyncio.sleep(0.5)
-
-
-async def demo_task_cleanup(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context: stop the publishing task if the hub stops first."""
-    yield
-    task = app.get(DEMO_TASK)
-    if task is not None and not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from catalog.demo import demo_task_cleanup, seed_demo_course
+from catalog.demo import seed_demo_course
 from hub.app import create_app
 from hub.clock import SystemClock
 from hub.db import Database
@@ -185,14 +186,24 @@ def _serve(settings: Settings, *, migrate: bool, demo: bool) -> int:
             lines = [f"  {a.role:<17} {a.email:<22} password: {a.password}" for a in accounts]
             print("Demo accounts:\n" + "\n".join(lines), flush=True)
             teacher = next(a for a in accounts if a.role == "verified teacher")
-            course_id = await seed_demo_course(app, teacher.email)
+            course_id, publishing = await seed_demo_course(app, teacher.email)
+            if publishing is not None:
+                background.append(publishing)
             print(
                 f"Demo course: {settings.base_url}/courses/{course_id} "
                 "(published as soon as its videos are transcoded)",
                 flush=True,
             )
 
-        app.cleanup_ctx.append(demo_task_cleanup)
+        background: list[asyncio.Task[None]] = []
+
+        async def stop_background(app: web.Application) -> None:
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+        app.on_shutdown.append(stop_background)
         app.on_startup.append(seed)
 
     print(f"Cohort is starting on {settings.base_url}", flush=True)
