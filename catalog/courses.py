@@ -228,6 +228,107 @@ class CourseManager:
             course.updated_at = self._clock.now()
         return course
 
+    async def archive(self, principal: Principal, course_id: int) -> Course:
+        """Retire a course for good: off the catalog and not for sale, while its enrolled
+        students keep it (the owner, or an admin)."""
+        async with self._db.transaction() as s:
+            course = await s.get(Course, course_id)
+            if course is None or not (
+                principal.user.is_admin or course.owner_id == principal.user.id
+            ):
+                raise NotFound("No course with this id.")
+            course.status = "archived"
+            course.updated_at = self._clock.now()
+        return course
+
+    async def edit_section(self, principal: Principal, section_id: int, title: str) -> Section:
+        async with self._db.transaction() as s:
+            section = await s.get(Section, section_id)
+            if section is None:
+                raise NotFound("No section with this id.")
+            await self._owned(s, principal, section.course_id)
+            section.title = title
+        return section
+
+    async def delete_section(self, principal: Principal, section_id: int) -> None:
+        """Raises Conflict while the section has lessons (delete or move them first)."""
+        async with self._db.transaction() as s:
+            section = await s.get(Section, section_id)
+            if section is None:
+                raise NotFound("No section with this id.")
+            await self._owned(s, principal, section.course_id)
+            count = await s.scalar(select(func.count()).where(Lesson.section_id == section_id))
+            if count:
+                raise Conflict("Delete this section's lessons first.")
+            await s.delete(section)
+
+    async def edit_lesson(
+        self, principal: Principal, lesson_id: int, changes: dict[str, Any]
+    ) -> Lesson:
+        """Change a lesson's title, body (text), video (video) or free preview flag, or move
+        it to another section of the course (at its end).
+
+        Raises:
+            ValidationFailed: a body for a video lesson, a video that is not the teacher's,
+                a section of another course, or an empty text body.
+        """
+        async with self._db.transaction() as s:
+            lesson = await s.get(Lesson, lesson_id)
+            if lesson is None:
+                raise NotFound("No lesson with this id.")
+            course = await self._owned(s, principal, lesson.course_id)
+            if "body" in changes:
+                if lesson.kind != "text":
+                    raise ValidationFailed([FieldError("body", "only text lessons have a body")])
+                if not str(changes["body"]).strip():
+                    raise ValidationFailed([FieldError("body", "must not be empty")])
+                lesson.body = changes["body"]
+            if "video_id" in changes:
+                if lesson.kind != "video":
+                    raise ValidationFailed([FieldError("video_id", "only for video lessons")])
+                video = await s.get(Video, changes["video_id"])
+                if video is None or video.owner_id != principal.user.id:
+                    raise ValidationFailed(
+                        [FieldError("video_id", "must be one of your uploaded videos")]
+                    )
+                if course.status == "published" and video.status != "ready":
+                    raise ValidationFailed(
+                        [FieldError("video_id", "a published course needs a ready video")]
+                    )
+                lesson.video_id = video.id
+            if "section_id" in changes and changes["section_id"] != lesson.section_id:
+                section = await s.get(Section, changes["section_id"])
+                if section is None or section.course_id != lesson.course_id:
+                    raise ValidationFailed(
+                        [FieldError("section_id", "must be a section of the same course")]
+                    )
+                position = await s.scalar(
+                    select(func.coalesce(func.max(Lesson.position) + 1, 0)).where(
+                        Lesson.section_id == section.id
+                    )
+                )
+                lesson.section_id = section.id
+                lesson.position = int(position or 0)
+            if "title" in changes:
+                lesson.title = changes["title"]
+            if "free_preview" in changes:
+                lesson.free_preview = bool(changes["free_preview"])
+            course.updated_at = self._clock.now()
+        return lesson
+
+    async def delete_lesson(self, principal: Principal, lesson_id: int) -> None:
+        """Raises Conflict for the last lesson of a published course."""
+        async with self._db.transaction() as s:
+            lesson = await s.get(Lesson, lesson_id)
+            if lesson is None:
+                raise NotFound("No lesson with this id.")
+            course = await self._owned(s, principal, lesson.course_id)
+            if course.status == "published":
+                left = await s.scalar(select(func.count()).where(Lesson.course_id == course.id))
+                if (left or 0) <= 1:
+                    raise Conflict("A published course keeps at least one lesson.")
+            await s.delete(lesson)
+
     # Reading -------------------------------------------------------------------------------
 
     async def view(self, viewer: User | None, course_id: int) -> CourseView:

@@ -71,6 +71,22 @@ class LessonBody(RequestModel):
         return self
 
 
+class LessonPatch(RequestModel):
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    video_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+    body: str | None = Field(default=None, max_length=100_000)
+    free_preview: bool | None = None
+    section_id: int | None = Field(default=None, ge=1, description="move to this section")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> LessonPatch:
+        if not self.model_fields_set or any(
+            getattr(self, f) is None for f in self.model_fields_set
+        ):
+            raise ValueError("send at least one field, none of them null")
+        return self
+
+
 class OrderBody(RequestModel):
     sections: list[int] = Field(description="every section id of the course, in order")
     lessons: dict[int, list[int]] = Field(
@@ -425,6 +441,89 @@ def register_routes(api: Api) -> None:
         course_id = path_int(request, "course_id")
         await _courses(request).unpublish(principal, course_id)
         return await course_out_for(request, principal.user, course_id)
+
+    @api.route(
+        "POST",
+        r"/api/courses/{course_id:\d+}/archive",
+        summary="Retire a course (owner or admin)",
+        response=CourseOut,
+        errors=[404],
+        tags=tags,
+    )
+    async def archive(request: web.Request, principal: Principal) -> CourseOut:
+        """Off the catalog and not for sale; enrolled students keep it."""
+        course_id = path_int(request, "course_id")
+        await _courses(request).archive(principal, course_id)
+        return await course_out_for(request, principal.user, course_id)
+
+    @api.route(
+        "PATCH",
+        r"/api/sections/{section_id:\d+}",
+        summary="Rename a section (owner)",
+        body=SectionBody,
+        response=SectionOutShort,
+        errors=[404],
+        tags=tags,
+    )
+    async def edit_section(
+        request: web.Request, principal: Principal, body: SectionBody
+    ) -> SectionOutShort:
+        section = await _courses(request).edit_section(
+            principal, path_int(request, "section_id"), body.title
+        )
+        return SectionOutShort(
+            id=section.id,
+            course_id=section.course_id,
+            title=section.title,
+            position=section.position,
+        )
+
+    @api.route(
+        "DELETE",
+        r"/api/sections/{section_id:\d+}",
+        summary="Delete an empty section (owner)",
+        status=204,
+        errors=[404, 409],
+        tags=tags,
+    )
+    async def delete_section(request: web.Request, principal: Principal) -> None:
+        await _courses(request).delete_section(principal, path_int(request, "section_id"))
+
+    @api.route(
+        "PATCH",
+        r"/api/lessons/{lesson_id:\d+}",
+        summary="Edit or move a lesson (owner)",
+        body=LessonPatch,
+        response=LessonOutShort,
+        errors=[404],
+        tags=tags,
+    )
+    async def edit_lesson(
+        request: web.Request, principal: Principal, body: LessonPatch
+    ) -> LessonOutShort:
+        changes = {name: getattr(body, name) for name in body.model_fields_set}
+        lesson = await _courses(request).edit_lesson(
+            principal, path_int(request, "lesson_id"), changes
+        )
+        return LessonOutShort(
+            id=lesson.id,
+            section_id=lesson.section_id,
+            title=lesson.title,
+            kind=lesson.kind,
+            position=lesson.position,
+            free_preview=lesson.free_preview,
+        )
+
+    @api.route(
+        "DELETE",
+        r"/api/lessons/{lesson_id:\d+}",
+        summary="Delete a lesson (owner)",
+        status=204,
+        errors=[404, 409],
+        tags=tags,
+    )
+    async def delete_lesson(request: web.Request, principal: Principal) -> None:
+        await _courses(request).delete_lesson(principal, path_int(request, "lesson_id"))
 
     @api.route(
         "POST",

@@ -412,3 +412,68 @@ async def test_cover_images_are_checked_and_reencoded(client: Any, teacher: Acco
     assert resp.status == 404
     after = await (await client.get(f"/api/courses/{course}", headers=teacher.auth)).json()
     assert after["cover_url"] == url
+
+
+async def test_edit_move_delete_lessons_and_archive(
+    client: Any, app: web.Application, teacher: Account
+) -> None:
+    video = await a_video(app, teacher.id)
+    course, (watch, notes) = await course_with(
+        client,
+        teacher,
+        [{"title": "Watch", "kind": "video", "video_id": video}, text_lesson("Notes")],
+        price=0,
+    )
+    extra = await (
+        await client.post(
+            f"/api/courses/{course}/sections", json={"title": "More"}, headers=teacher.auth
+        )
+    ).json()
+    ana = await sign_up(client, "Ana")
+    url = f"/api/lessons/{notes}"
+    # Others cannot touch it; bad edits are refused and change nothing.
+    assert (await client.patch(url, json={"title": "X"}, headers=ana.auth)).status == 404
+    for bad in ({}, {"title": None}, {"body": "  "}, {"section_id": 999999}, {"extra": 1}):
+        assert (await client.patch(url, json=bad, headers=teacher.auth)).status == 422, bad
+    resp = await client.patch(f"/api/lessons/{watch}", json={"body": "text"}, headers=teacher.auth)
+    assert resp.status == 422
+    resp = await client.patch(
+        url,
+        json={
+            "title": "Reading",
+            "body": "New *notes*",
+            "free_preview": True,
+            "section_id": extra["id"],
+        },
+        headers=teacher.auth,
+    )
+    assert resp.status == 200, await resp.text()
+    moved = await resp.json()
+    assert (moved["title"], moved["section_id"], moved["free_preview"]) == (
+        "Reading",
+        extra["id"],
+        True,
+    )
+    lesson = await (await client.get(url, headers=ana.auth)).json()  # now a free preview
+    assert lesson["body"] == "New *notes*"
+    resp = await client.patch(
+        f"/api/sections/{extra['id']}", json={"title": "Extras"}, headers=teacher.auth
+    )
+    assert (await resp.json())["title"] == "Extras"
+    assert (await client.delete(f"/api/sections/{extra['id']}", headers=teacher.auth)).status == 409
+    assert (await client.delete(url, headers=teacher.auth)).status == 204
+    assert (await client.delete(f"/api/sections/{extra['id']}", headers=teacher.auth)).status == 204
+    # The last lesson of a published course stays.
+    assert (await client.delete(f"/api/lessons/{watch}", headers=teacher.auth)).status == 409
+
+    # Archived: off the catalog and not for sale; enrolled students keep it.
+    await buy(client, ana, course)
+    ben = await sign_up(client, "Ben")
+    resp = await client.post(f"/api/courses/{course}/archive", headers=ana.auth)
+    assert resp.status == 404
+    resp = await client.post(f"/api/courses/{course}/archive", headers=teacher.auth)
+    assert (await resp.json())["status"] == "archived"
+    assert (await search(client))["total"] == 0
+    assert (await client.post(f"/api/courses/{course}/purchase", headers=ben.auth)).status == 404
+    assert (await client.get(f"/api/lessons/{watch}", headers=ana.auth)).status == 200
+    assert (await client.get(f"/api/lessons/{watch}", headers=ben.auth)).status == 404
