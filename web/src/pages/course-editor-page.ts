@@ -12,6 +12,7 @@ import {
   type Video,
 } from "../api/types.ts";
 import { AuthController, canUploadVideos } from "../auth.ts";
+import * as editing from "../courses/editing.ts";
 import { studioNav, studioNavStyles } from "../courses/studio-nav.ts";
 import { courseStyles, LEVEL_LABELS, parseTags } from "../courses/view.ts";
 import { errorAlert, field, formText, isAbort, successNote, toFormErrors, type FormErrors } from "../forms.ts";
@@ -21,6 +22,13 @@ import { iconPlay, iconText } from "../icons.ts";
 
 const COURSE_FIELDS = ["title", "subtitle", "description", "tags", "level", "language", "price"] as const;
 const LESSON_FIELDS = ["title", "kind", "video_id", "body", "free_preview"] as const;
+const LESSON_EDIT_FIELDS = ["title", "video_id", "body", "free_preview", "section_id"] as const;
+
+/** A refusal shown next to the row it is about. */
+interface RowError {
+  id: number;
+  message: string;
+}
 
 /** `/studio/courses/:id`: edit a course, build its curriculum, reorder, publish. */
 export class CourseEditorPage extends LitElement {
@@ -126,6 +134,50 @@ export class CourseEditorPage extends LitElement {
       .cover-card .field {
         flex: 1 1 16rem;
       }
+      .lesson > .row-note,
+      .lesson > form {
+        flex: 1 1 100%;
+      }
+      .lesson > form {
+        margin-top: 0;
+        padding-top: 0.25rem;
+        border-top: none;
+      }
+      .confirm {
+        display: flex;
+        flex-wrap: wrap;
+        align-items: center;
+        gap: 0.4rem 0.6rem;
+      }
+      button.small {
+        padding: 0.25rem 0.7rem;
+        font-size: 0.9rem;
+      }
+      .row-note {
+        color: var(--danger);
+        font-size: 0.875rem;
+        margin: 0.25rem 0 0;
+      }
+      .rename {
+        display: flex;
+        flex-wrap: wrap;
+        align-items: center;
+        gap: 0.5rem;
+        flex: 1 1 16rem;
+      }
+      .rename input {
+        flex: 1 1 12rem;
+        width: auto;
+      }
+      .rename .field-error {
+        flex: 1 1 100%;
+      }
+      .archive-confirm {
+        max-width: 52rem;
+      }
+      .archive-confirm p {
+        margin-bottom: 0.75rem;
+      }
       .add-section {
         display: flex;
         gap: 0.6rem;
@@ -160,6 +212,18 @@ export class CourseEditorPage extends LitElement {
     coverError: { state: true },
     uploadingCover: { state: true },
     coverVersion: { state: true },
+    editingLessonId: { state: true },
+    editingBody: { state: true },
+    lessonEditErrors: { state: true },
+    savingLesson: { state: true },
+    confirmingDeleteLesson: { state: true },
+    lessonRowError: { state: true },
+    busyLessonId: { state: true },
+    renamingSectionId: { state: true },
+    renameErrors: { state: true },
+    sectionRowError: { state: true },
+    busySectionId: { state: true },
+    confirmingArchive: { state: true },
   };
 
   declare courseId: string;
@@ -185,6 +249,24 @@ export class CourseEditorPage extends LitElement {
   declare uploadingCover: boolean;
   /** Bumped after an upload so the preview loads the new image. */
   declare coverVersion: number;
+  /** The lesson whose row is an edit form. */
+  declare editingLessonId: number | null;
+  /** The markdown of the text lesson being edited; null until it has loaded. */
+  declare editingBody: string | null;
+  declare lessonEditErrors: FormErrors | null;
+  declare savingLesson: boolean;
+  /** The lesson whose row asks "really delete?". */
+  declare confirmingDeleteLesson: number | null;
+  declare lessonRowError: RowError | null;
+  /** A lesson being deleted. */
+  declare busyLessonId: number | null;
+  /** The section whose title is an inline rename form. */
+  declare renamingSectionId: number | null;
+  declare renameErrors: FormErrors | null;
+  declare sectionRowError: RowError | null;
+  /** A section being renamed or deleted. */
+  declare busySectionId: number | null;
+  declare confirmingArchive: boolean;
 
   private readonly session = new AuthController(this);
   private aborter: AbortController | null = null;
@@ -211,6 +293,18 @@ export class CourseEditorPage extends LitElement {
     this.coverError = null;
     this.uploadingCover = false;
     this.coverVersion = 0;
+    this.editingLessonId = null;
+    this.editingBody = null;
+    this.lessonEditErrors = null;
+    this.savingLesson = false;
+    this.confirmingDeleteLesson = null;
+    this.lessonRowError = null;
+    this.busyLessonId = null;
+    this.renamingSectionId = null;
+    this.renameErrors = null;
+    this.sectionRowError = null;
+    this.busySectionId = null;
+    this.confirmingArchive = false;
   }
 
   override connectedCallback(): void {
@@ -234,6 +328,7 @@ export class CourseEditorPage extends LitElement {
     this.course = null;
     this.missing = false;
     this.errors = null;
+    this.resetRowState();
     try {
       const [course, videos] = await Promise.all([
         api.getCourse(this.courseId, aborter.signal),
@@ -301,10 +396,29 @@ export class CourseEditorPage extends LitElement {
                 ${this.publishing ? "Working…" : "Unpublish"}
               </button>`
             : html`<button type="button" data-testid="publish-button" ?disabled=${this.publishing} @click=${this.publish}>
-                ${this.publishing ? "Publishing…" : "Publish"}
+                ${this.publishing ? "Publishing…" : course.status === "archived" ? "Publish again" : "Publish"}
+              </button>`}
+          ${course.status === "archived"
+            ? nothing
+            : html`<button
+                type="button"
+                class="secondary"
+                data-testid="archive-button"
+                aria-expanded=${this.confirmingArchive ? "true" : "false"}
+                ?disabled=${this.publishing}
+                @click=${this.askArchive}
+              >
+                Archive course
               </button>`}
         </div>
       </div>
+      ${this.confirmingArchive && course.status !== "archived" ? this.renderArchiveConfirm(course) : nothing}
+      ${course.status === "archived"
+        ? html`<p class="muted" data-testid="archived-note">
+            Archived: not in the catalog and not for sale. Enrolled students keep their access. Publish it again
+            to bring it back.
+          </p>`
+        : nothing}
       ${this.publishError
         ? html`<div class="alert error" role="alert" data-testid="publish-error">
             <strong>Not published:</strong> ${this.publishError}
@@ -316,6 +430,23 @@ export class CourseEditorPage extends LitElement {
       <h2>Details</h2>
       ${this.renderCover(course)} ${this.renderDetails(course)}
     `;
+  }
+
+  private renderArchiveConfirm(course: Course) {
+    return html`<div class="alert error archive-confirm" role="alertdialog" aria-labelledby="archive-q" data-testid="archive-confirm">
+      <p id="archive-q">
+        <strong>Archive “${course.title}”?</strong> It leaves the catalog and can no longer be bought. Students
+        who enrolled keep it. You can publish it again later.
+      </p>
+      <div class="actions">
+        <button type="button" class="danger small" data-testid="archive-confirm-yes" ?disabled=${this.publishing} @click=${this.archive}>
+          ${this.publishing ? "Archiving…" : "Archive course"}
+        </button>
+        <button type="button" class="secondary small" data-testid="archive-confirm-no" @click=${this.closeArchive}>
+          Keep it
+        </button>
+      </div>
+    </div>`;
   }
 
   // ---- details --------------------------------------------------------------------------------
@@ -457,9 +588,35 @@ export class CourseEditorPage extends LitElement {
 
   private renderSection(course: Course, section: CourseSection, index: number) {
     const last = course.sections.length - 1;
+    const empty = section.lessons.length === 0;
+    const busy = this.busySectionId === section.id;
+    const rowError = this.sectionRowError?.id === section.id ? this.sectionRowError.message : null;
     return html`<section class="card section" data-testid="editor-section" data-section-id=${section.id} aria-label=${section.title}>
       <div class="section-head">
-        <h3>${index + 1}. ${section.title}</h3>
+        ${this.renamingSectionId === section.id
+          ? this.renderRenameForm(section, index)
+          : html`<h3 data-testid="editor-section-title">${index + 1}. ${section.title}</h3>
+              <button
+                type="button"
+                class="secondary small"
+                data-testid="section-rename"
+                aria-label=${`Rename section ${section.title}`}
+                ?disabled=${busy}
+                @click=${() => this.openRename(section.id)}
+              >
+                Rename
+              </button>
+              <button
+                type="button"
+                class="secondary small"
+                data-testid="section-delete"
+                aria-label=${`Delete section ${section.title}`}
+                title=${empty ? "Delete this empty section" : "Delete or move its lessons first"}
+                ?disabled=${!empty || busy}
+                @click=${() => this.deleteSection(section)}
+              >
+                ${busy ? "Deleting…" : "Delete"}
+              </button>`}
         <button
           type="button"
           class="secondary icon"
@@ -481,9 +638,10 @@ export class CourseEditorPage extends LitElement {
           ↓
         </button>
       </div>
+      ${rowError ? html`<p class="row-note" role="alert" data-testid="section-error">${rowError}</p>` : nothing}
       ${section.lessons.length
         ? html`<ol class="lessons">
-            ${section.lessons.map((lesson, i) => this.renderLesson(section, lesson, i))}
+            ${section.lessons.map((lesson, i) => this.renderLesson(course, section, lesson, i))}
           </ol>`
         : html`<p class="muted">No lessons in this section yet.</p>`}
       ${this.lessonFormFor === section.id
@@ -499,9 +657,15 @@ export class CourseEditorPage extends LitElement {
     </section>`;
   }
 
-  private renderLesson(section: CourseSection, lesson: CourseLesson, index: number) {
+  private renderLesson(course: Course, section: CourseSection, lesson: CourseLesson, index: number) {
+    if (this.editingLessonId === lesson.id) {
+      return html`<li class="lesson" data-testid="editor-lesson" data-lesson-id=${lesson.id}>
+        ${this.renderLessonEditForm(course, section, lesson)}
+      </li>`;
+    }
     const video = lesson.video_id ? this.videos.find((v) => v.id === lesson.video_id) : undefined;
     const last = section.lessons.length - 1;
+    const rowError = this.lessonRowError?.id === lesson.id ? this.lessonRowError.message : null;
     return html`<li class="lesson" data-testid="editor-lesson" data-lesson-id=${lesson.id}>
       <span aria-hidden="true">${lesson.kind === "video" ? iconPlay : iconText}</span>
       <span class="name">
@@ -535,7 +699,172 @@ export class CourseEditorPage extends LitElement {
       >
         ↓
       </button>
+      ${this.confirmingDeleteLesson === lesson.id
+        ? html`<span class="confirm" role="group" aria-label=${`Delete lesson ${lesson.title}?`}>
+            <span>Really delete?</span>
+            <button
+              type="button"
+              class="danger small"
+              data-testid="lesson-delete-confirm"
+              ?disabled=${this.busyLessonId === lesson.id}
+              @click=${() => this.deleteLesson(lesson)}
+            >
+              ${this.busyLessonId === lesson.id ? "Deleting…" : "Yes, delete"}
+            </button>
+            <button
+              type="button"
+              class="secondary small"
+              data-testid="lesson-delete-cancel"
+              ?disabled=${this.busyLessonId === lesson.id}
+              @click=${() => this.cancelDeleteLesson(lesson.id)}
+            >
+              No
+            </button>
+          </span>`
+        : html`<button
+              type="button"
+              class="secondary small"
+              data-testid="lesson-edit"
+              aria-label=${`Edit lesson ${lesson.title}`}
+              @click=${() => void this.openLessonEdit(lesson)}
+            >
+              Edit
+            </button>
+            <button
+              type="button"
+              class="secondary small"
+              data-testid="lesson-delete"
+              aria-label=${`Delete lesson ${lesson.title}`}
+              @click=${() => this.askDeleteLesson(lesson.id)}
+            >
+              Delete
+            </button>`}
+      ${rowError ? html`<p class="row-note" role="alert" data-testid="lesson-error">${rowError}</p>` : nothing}
     </li>`;
+  }
+
+  private renderRenameForm(section: CourseSection, index: number) {
+    const error = this.renameErrors?.fields["title"];
+    const inputId = `rename-${section.id}`;
+    return html`<form class="rename" novalidate data-testid="section-rename-form" @submit=${(e: SubmitEvent) => this.renameSection(e, section)}>
+      <label class="visually-hidden" for=${inputId}>Title of section ${index + 1}</label>
+      <input
+        id=${inputId}
+        name="title"
+        data-testid="section-rename-input"
+        maxlength="200"
+        required
+        .value=${section.title}
+        aria-invalid=${error ? "true" : "false"}
+        aria-describedby=${error ? `${inputId}-error` : nothing}
+        @keydown=${(e: KeyboardEvent) => {
+          if (e.key === "Escape") this.closeRename(section.id);
+        }}
+      />
+      <button type="submit" class="small" data-testid="section-rename-save" ?disabled=${this.busySectionId === section.id}>
+        ${this.busySectionId === section.id ? "Saving…" : "Save"}
+      </button>
+      <button type="button" class="secondary small" data-testid="section-rename-cancel" @click=${() => this.closeRename(section.id)}>
+        Cancel
+      </button>
+      ${error ? html`<span class="field-error" id=${`${inputId}-error`}>${error}</span>` : nothing}
+      ${this.renameErrors && !error
+        ? html`<span class="field-error" role="alert">${[this.renameErrors.message, ...this.renameErrors.extra].join(" ")}</span>`
+        : nothing}
+    </form>`;
+  }
+
+  /** The video lessons' choices: what the add-lesson form offers, plus the lesson's own video. */
+  private videoChoices(current: string | null): Video[] {
+    const usable = this.videos.filter((v) => v.status !== "failed");
+    const own = current ? this.videos.find((v) => v.id === current) : undefined;
+    return own && !usable.includes(own) ? [own, ...usable] : usable;
+  }
+
+  private renderLessonEditForm(course: Course, section: CourseSection, lesson: CourseLesson) {
+    const errors = this.lessonEditErrors;
+    const id = (name: string): string => `edit-lesson-${lesson.id}-${name}`;
+    const choices = lesson.kind === "video" ? this.videoChoices(lesson.video_id) : [];
+    // When the text failed to load, the rest of the lesson can still be edited.
+    const bodyLoading = lesson.kind === "text" && this.editingBody === null && this.lessonEditErrors === null;
+    return html`<form
+      class="inline-form"
+      novalidate
+      data-testid="lesson-edit-form"
+      aria-busy=${this.savingLesson || bodyLoading ? "true" : "false"}
+      aria-label=${`Edit lesson ${lesson.title}`}
+      @submit=${(e: SubmitEvent) => this.saveLesson(e, section, lesson)}
+      @keydown=${(e: KeyboardEvent) => {
+        if (e.key === "Escape") this.closeLessonEdit(lesson.id);
+      }}
+    >
+      ${errorAlert(errors)}
+      ${field({ id: id("title"), name: "title", label: "Title", testid: "lesson-edit-title", errors, value: lesson.title, required: true, maxlength: 200 })}
+      ${lesson.kind === "video"
+        ? html`<div class="field">
+            <label for=${id("video")}>Video</label>
+            ${choices.length
+              ? html`<select
+                  id=${id("video")}
+                  name="video_id"
+                  data-testid="lesson-edit-video"
+                  aria-invalid=${errors?.fields["video_id"] ? "true" : "false"}
+                >
+                  ${choices.map(
+                    (v) => html`<option value=${v.id} ?selected=${v.id === lesson.video_id}>
+                      ${v.title || "Untitled"}${v.duration ? ` (${formatDuration(v.duration)})` : ""}${v.status !== "ready"
+                        ? ` – ${v.status}`
+                        : ""}
+                    </option>`,
+                  )}
+                </select>`
+              : html`<p class="muted" style="margin:0">No uploaded videos to choose from.</p>`}
+            ${course.status === "published" ? html`<span class="hint">A published course takes ready videos only.</span>` : nothing}
+            ${errors?.fields["video_id"] ? html`<span class="field-error">${errors.fields["video_id"]}</span>` : nothing}
+          </div>`
+        : bodyLoading
+          ? html`<p class="muted" role="status">Loading the text…</p>`
+          : field({
+              id: id("body"),
+              name: "body",
+              label: "Text",
+              hint: "Markdown: headings, lists, code, links.",
+              testid: "lesson-edit-body",
+              errors,
+              value: this.editingBody ?? "",
+              multiline: true,
+              rows: 10,
+            })}
+      <div class="field">
+        <label for=${id("section")}>Section</label>
+        <select
+          id=${id("section")}
+          name="section_id"
+          data-testid="lesson-edit-section"
+          aria-describedby=${id("section-hint")}
+          aria-invalid=${errors?.fields["section_id"] ? "true" : "false"}
+        >
+          ${course.sections.map(
+            (s, i) => html`<option value=${String(s.id)} ?selected=${s.id === section.id}>${i + 1}. ${s.title}</option>`,
+          )}
+        </select>
+        <span class="hint" id=${id("section-hint")}>Moving it puts it at the end of the other section.</span>
+        ${errors?.fields["section_id"] ? html`<span class="field-error">${errors.fields["section_id"]}</span>` : nothing}
+      </div>
+      <label class="check">
+        <input type="checkbox" name="free_preview" data-testid="lesson-edit-preview" .checked=${lesson.free_preview} />
+        Free preview (anyone can open this lesson)
+      </label>
+      ${errors?.fields["free_preview"] ? html`<span class="field-error">${errors.fields["free_preview"]}</span>` : nothing}
+      <div class="actions">
+        <button type="submit" data-testid="lesson-edit-save" ?disabled=${this.savingLesson || bodyLoading}>
+          ${this.savingLesson ? "Saving…" : "Save"}
+        </button>
+        <button type="button" class="secondary" data-testid="lesson-edit-cancel" @click=${() => this.closeLessonEdit(lesson.id)}>
+          Cancel
+        </button>
+      </div>
+    </form>`;
   }
 
   private renderLessonForm(section: CourseSection) {
@@ -651,6 +980,171 @@ export class CourseEditorPage extends LitElement {
     }
   }
 
+  // ---- editing sections and lessons -----------------------------------------------------------
+
+  private resetRowState(): void {
+    this.editingLessonId = null;
+    this.editingBody = null;
+    this.lessonEditErrors = null;
+    this.confirmingDeleteLesson = null;
+    this.lessonRowError = null;
+    this.renamingSectionId = null;
+    this.renameErrors = null;
+    this.sectionRowError = null;
+    this.confirmingArchive = false;
+  }
+
+  /** Put focus back on a control once the row it belongs to has re-rendered. */
+  private async focusLater(selector: string): Promise<void> {
+    await this.updateComplete;
+    this.renderRoot.querySelector<HTMLElement>(selector)?.focus();
+  }
+
+  private async openLessonEdit(lesson: CourseLesson): Promise<void> {
+    this.editingLessonId = lesson.id;
+    this.editingBody = null;
+    this.lessonEditErrors = null;
+    this.confirmingDeleteLesson = null;
+    this.lessonRowError = null;
+    void this.focusLater(`[data-lesson-id="${lesson.id}"] [data-testid="lesson-edit-title"]`);
+    if (lesson.kind !== "text") return;
+    // The curriculum carries no lesson bodies; the owner may read any lesson in full.
+    try {
+      const full = await api.getLesson(lesson.id);
+      if (this.editingLessonId === lesson.id) this.editingBody = full.body ?? "";
+    } catch (error) {
+      if (this.editingLessonId === lesson.id) this.lessonEditErrors = toFormErrors(error);
+    }
+  }
+
+  private closeLessonEdit(lessonId: number): void {
+    this.editingLessonId = null;
+    this.editingBody = null;
+    this.lessonEditErrors = null;
+    void this.focusLater(`[data-lesson-id="${lessonId}"] [data-testid="lesson-edit"]`);
+  }
+
+  private async saveLesson(event: SubmitEvent, section: CourseSection, lesson: CourseLesson): Promise<void> {
+    event.preventDefault();
+    if (this.savingLesson) return;
+    const data = new FormData(event.currentTarget as HTMLFormElement);
+    const videoId = formText(data, "video_id");
+    const changes = editing.lessonChanges(lesson, section.id, this.editingBody, {
+      title: formText(data, "title").trim(),
+      free_preview: data.get("free_preview") === "on",
+      section_id: Number(formText(data, "section_id")) || section.id,
+      ...(videoId ? { video_id: videoId } : {}),
+      ...(data.has("body") ? { body: formText(data, "body") } : {}),
+    });
+    if (Object.keys(changes).length === 0) {
+      this.closeLessonEdit(lesson.id);
+      return;
+    }
+    this.savingLesson = true;
+    this.lessonEditErrors = null;
+    this.notice = null;
+    try {
+      await editing.editLesson(lesson.id, changes);
+      await this.reloadCourse();
+      const moved = changes.section_id !== undefined;
+      this.notice = moved ? `“${changes.title ?? lesson.title}” moved to the end of its new section.` : "Lesson saved.";
+      this.closeLessonEdit(lesson.id);
+    } catch (error) {
+      this.lessonEditErrors = toFormErrors(error, LESSON_EDIT_FIELDS);
+    } finally {
+      this.savingLesson = false;
+    }
+  }
+
+  private askDeleteLesson(lessonId: number): void {
+    this.confirmingDeleteLesson = lessonId;
+    this.lessonRowError = null;
+    void this.focusLater(`[data-lesson-id="${lessonId}"] [data-testid="lesson-delete-cancel"]`);
+  }
+
+  private cancelDeleteLesson(lessonId: number): void {
+    this.confirmingDeleteLesson = null;
+    void this.focusLater(`[data-lesson-id="${lessonId}"] [data-testid="lesson-delete"]`);
+  }
+
+  private async deleteLesson(lesson: CourseLesson): Promise<void> {
+    if (this.busyLessonId !== null) return;
+    this.busyLessonId = lesson.id;
+    this.lessonRowError = null;
+    this.notice = null;
+    try {
+      await editing.deleteLesson(lesson.id);
+      this.confirmingDeleteLesson = null;
+      await this.reloadCourse();
+      this.notice = `Lesson “${lesson.title}” deleted.`;
+    } catch (error) {
+      // A 409 (the last lesson of a published course) carries its reason in the detail.
+      this.lessonRowError = { id: lesson.id, message: toFormErrors(error).message };
+      this.cancelDeleteLesson(lesson.id);
+      if (error instanceof ApiError && error.status === 404) await this.reloadCourse();
+    } finally {
+      this.busyLessonId = null;
+    }
+  }
+
+  private openRename(sectionId: number): void {
+    this.renamingSectionId = sectionId;
+    this.renameErrors = null;
+    this.sectionRowError = null;
+    void this.focusLater(`[data-section-id="${sectionId}"] [data-testid="section-rename-input"]`);
+  }
+
+  private closeRename(sectionId: number): void {
+    this.renamingSectionId = null;
+    this.renameErrors = null;
+    void this.focusLater(`[data-section-id="${sectionId}"] [data-testid="section-rename"]`);
+  }
+
+  private async renameSection(event: SubmitEvent, section: CourseSection): Promise<void> {
+    event.preventDefault();
+    if (this.busySectionId !== null) return;
+    const title = formText(new FormData(event.currentTarget as HTMLFormElement), "title").trim();
+    if (!title) {
+      this.renameErrors = { message: "", extra: [], fields: { title: "Give the section a title." } };
+      return;
+    }
+    if (title === section.title) {
+      this.closeRename(section.id);
+      return;
+    }
+    this.busySectionId = section.id;
+    this.renameErrors = null;
+    this.notice = null;
+    try {
+      await editing.renameSection(section.id, title);
+      await this.reloadCourse();
+      this.closeRename(section.id);
+    } catch (error) {
+      this.renameErrors = toFormErrors(error, ["title"]);
+    } finally {
+      this.busySectionId = null;
+    }
+  }
+
+  private async deleteSection(section: CourseSection): Promise<void> {
+    if (this.busySectionId !== null) return;
+    this.busySectionId = section.id;
+    this.sectionRowError = null;
+    this.notice = null;
+    try {
+      await editing.deleteSection(section.id);
+      if (this.lessonFormFor === section.id) this.lessonFormFor = null;
+      await this.reloadCourse();
+      this.notice = `Section “${section.title}” deleted.`;
+    } catch (error) {
+      // 409: it has lessons after all (added from another tab); show why and what is there now.
+      this.sectionRowError = { id: section.id, message: toFormErrors(error).message };
+      await this.reloadCourse();
+    } finally {
+      this.busySectionId = null;
+    }
+  }
+
   private moveSection(index: number, delta: -1 | 1): void {
     const course = this.course;
     if (!course) return;
@@ -696,6 +1190,34 @@ export class CourseEditorPage extends LitElement {
     } catch (error) {
       if (error instanceof ApiError && error.status === 409) this.publishError = error.problem.detail;
       else this.errors = toFormErrors(error);
+    } finally {
+      this.publishing = false;
+    }
+  }
+
+  private askArchive(): void {
+    this.confirmingArchive = true;
+    this.notice = null;
+    void this.focusLater('[data-testid="archive-confirm-no"]');
+  }
+
+  private closeArchive(): void {
+    this.confirmingArchive = false;
+    void this.focusLater('[data-testid="archive-button"]');
+  }
+
+  private async archive(): Promise<void> {
+    const course = this.course;
+    if (!course || this.publishing) return;
+    this.publishing = true;
+    this.publishError = null;
+    this.notice = null;
+    try {
+      this.course = await editing.archiveCourse(course.id);
+      this.confirmingArchive = false;
+      this.notice = "Course archived.";
+    } catch (error) {
+      this.errors = toFormErrors(error);
     } finally {
       this.publishing = false;
     }
