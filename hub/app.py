@@ -22,6 +22,7 @@ from hub.services import HUB, Hub, build_hub
 from hub.settings import Settings
 from media import wiring as media_wiring
 from payments import wiring as payments_wiring
+from rooms import wiring as rooms_wiring
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ def create_app(
     media = media_wiring.build_media(hub, entitlement=catalog_wiring.entitlement(hub))
     media_wiring.install(app, hub, api, media)
     catalog_wiring.install(app, hub, api, catalog_wiring.build_catalog(hub, payments, media))
+    rooms_wiring.install(app, hub, api, rooms_wiring.build_rooms(hub))
     api.mount(app)
     app.router.add_get("/ws", hub.gateway.open)
     app[system.OPENAPI] = system.openapi_bytes(api, cohort_version())

@@ -486,8 +486,19 @@ class Gateway:
         if conn.bad_frames >= MAX_BAD_FRAMES:
             conn.kill(CLOSE_GARBAGE, "too many malformed frames")
 
-    async def _error(self, conn: Connection, ref: Any, code: str, message: str) -> None:
-        await conn.send({"op": "error", "ref": ref, "code": code, "message": message})
+    async def _error(
+        self,
+        conn: Connection,
+        ref: Any,
+        code: str,
+        message: str,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """An error frame; ``extra`` adds the refusal's details (``retry_after``, field
+        ``errors``), as problem+json does over HTTP."""
+        await conn.send(
+            {**(extra or {}), "op": "error", "ref": ref, "code": code, "message": message}
+        )
 
     async def _handle_text(self, conn: Connection, text: str) -> None:
         try:
@@ -527,7 +538,7 @@ class Gateway:
         except _BadFrame as exc:
             await self._bad_frame(conn, ref, str(exc))
         except CohortError as exc:
-            await self._error(conn, ref, str(exc.code), exc.detail)
+            await self._error(conn, ref, str(exc.code), exc.detail, exc.extra())
 
     def _channel_of(self, frame: dict[str, Any]) -> str:
         channel = frame.get("channel")

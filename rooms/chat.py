@@ -1,0 +1,328 @@
+"""Chat rules: messages, edits, deletions and reactions as durable events on the channel, each
+stored with its effect on the message's current state (``ChatMessage``) in one transaction.
+
+The channel's events (``channel_messages``) are what subscribers receive and replay; the
+``chat_messages`` rows are the messages as they read now, for history and unread counts.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.clock import Clock
+from hub.db import Database
+from hub.errors import Conflict, FieldError, Forbidden, NotFound, RateLimited, ValidationFailed
+from hub.identity.models import User
+from hub.notifications.service import Notifications
+from hub.ratelimit import RateLimiter
+from hub.realtime.gateway import Gateway
+from hub.realtime.models import ChannelMessage
+from hub.realtime.store import Stored
+from rooms.access import Access, ChannelAccess
+from rooms.channels import ChannelRef, parse_channel
+from rooms.events import Delete, Edit, NewMessage, React, parse_event
+from rooms.models import ChatMessage
+
+log = logging.getLogger(__name__)
+
+EDIT_WINDOW = timedelta(minutes=15)
+MESSAGES_PER_WINDOW = 10
+# Edits and reactions are cheaper for people but still stored events: a looser budget.
+ACTIONS_PER_WINDOW = 30
+RATE_WINDOW = 10.0
+MAX_EMOJI_PER_MESSAGE = 20
+EXCERPT = 140
+
+
+def person(user: User) -> dict[str, Any]:
+    return {"id": user.id, "display_name": user.display_name, "avatar_color": user.avatar_color}
+
+
+class Chat:
+    """Publishing into chat channels (the gateway's ``chat`` and ``dm`` families)."""
+
+    def __init__(
+        self,
+        db: Database,
+        gateway: Gateway,
+        notifications: Notifications,
+        limiter: RateLimiter,
+        clock: Clock,
+        access: ChannelAccess,
+    ) -> None:
+        self._db = db
+        self._gateway = gateway
+        self._notifications = notifications
+        self._limiter = limiter
+        self._clock = clock
+        self._access = access
+
+    async def access(self, user_id: int, channel: str) -> Access | None:
+        """The user's access to ``channel``, or None when they may not read it."""
+        ref = parse_channel(channel)
+        if ref is None:
+            return None
+        async with self._db.sessions() as s:
+            return await self._access.of(s, user_id, ref)
+
+    async def publish(self, user: User, channel: str, data: dict[str, Any]) -> int:
+        """Apply a client's publish; returns the stored event's sequence number.
+
+        Raises:
+            Forbidden: not a member (or no such channel), muted, or not allowed to do this.
+            ValidationFailed, NotFound (the target message), Conflict (it was deleted),
+            RateLimited (too fast, or slow mode).
+        """
+        event = parse_event(data)
+        access = await self.access(user.id, channel)
+        if access is None:
+            raise Forbidden("You are not a member of this channel.")
+        now = self._clock.now()
+        if access.muted_until is not None and access.muted_until > now:
+            raise Forbidden(
+                f"You are muted in this community until {access.muted_until.isoformat()}."
+            )
+        if isinstance(event, NewMessage):
+            return await self._message(user, access, event, now)
+        if isinstance(event, Delete):
+            # Not throttled: moderators clean up floods.
+            stored = await self._delete(user, access, event, now)
+        else:
+            action_key = f"chat:act:{user.id}:{channel}"
+            await self._throttle(action_key, ACTIONS_PER_WINDOW, RATE_WINDOW, "edits and reactions")
+            if isinstance(event, Edit):
+                stored = await self._edit(user, access.channel, event, now)
+            else:
+                stored = await self._react(user, access.channel, event, now)
+            await self._limiter.hit(action_key, RATE_WINDOW)
+        await self._gateway.announce(stored)
+        return stored.seq
+
+    # Messages -------------------------------------------------------------------------------
+
+    async def _message(self, user: User, access: Access, event: NewMessage, now: datetime) -> int:
+        channel = access.channel.name
+        rate_key = f"chat:msg:{user.id}:{channel}"
+        await self._throttle(rate_key, MESSAGES_PER_WINDOW, RATE_WINDOW, "messages")
+        slow = access.slow_mode_seconds if not access.moderator else 0
+        slow_key = f"chat:slow:{user.id}:{channel}"
+        if slow > 0:
+            wait = await self._limiter.retry_after(slow_key, 1, slow)
+            if wait > 0:
+                raise _rate_limited(
+                    wait, f"Slow mode: one message every {slow} seconds in this channel."
+                )
+        mentions = list(dict.fromkeys(event.mentions))
+        parent_author: int | None = None
+        async with self._db.transaction() as s:
+            if event.reply_to is not None:
+                parent = await s.get(ChatMessage, (channel, event.reply_to))
+                if parent is None or parent.deleted_at is not None:
+                    raise ValidationFailed(
+                        [FieldError("data.reply_to", "is not a message of this channel")]
+                    )
+                parent_author = parent.author_id
+            if mentions:
+                members = await self._access.members_among(s, access.channel, mentions)
+                strangers = [m for m in mentions if m not in members]
+                if strangers:
+                    raise ValidationFailed(
+                        [
+                            FieldError(
+                                "data.mentions",
+                                "not members of this channel: "
+                                + ", ".join(str(m) for m in strangers),
+                            )
+                        ]
+                    )
+            data = {
+                "type": "message",
+                "text": event.text,
+                "author": person(user),
+                "reply_to": event.reply_to,
+                "mentions": mentions,
+                "sent_at": now.isoformat(),
+            }
+            stored = await self._gateway.store.append(s, channel, data, author_id=user.id, now=now)
+            s.add(
+                ChatMessage(
+                    channel=channel,
+                    seq=stored.seq,
+                    author_id=user.id,
+                    text=event.text,
+                    reply_to=event.reply_to,
+                    mentions=mentions,
+                    reactions={},
+                    created_at=now,
+                )
+            )
+        await self._limiter.hit(rate_key, RATE_WINDOW)
+        if slow > 0:
+            await self._limiter.hit(slow_key, slow)
+        await self._gateway.announce(stored)
+        await self._notify(user, access, stored.seq, event, mentions, parent_author)
+        return stored.seq
+
+    async def _notify(
+        self,
+        user: User,
+        access: Access,
+        seq: int,
+        event: NewMessage,
+        mentions: list[int],
+        parent_author: int | None,
+    ) -> None:
+        """Mentions and replies. The message is stored and announced already: a failure here is
+        logged, never reported as a failed publish (the client would send it again)."""
+        channel = access.channel.name
+        about = {"channel": channel, "seq": seq, "where": access.title, "excerpt": _excerpt(event)}
+        wanted: list[tuple[int, str, dict[str, Any], str]] = [
+            (uid, "chat.mention", about, f"chat.mention:{channel}")
+            for uid in mentions
+            if uid != user.id
+        ]
+        if parent_author is not None and parent_author != user.id and parent_author not in mentions:
+            wanted.append(
+                (
+                    parent_author,
+                    "chat.reply",
+                    {**about, "reply_to": event.reply_to},
+                    f"chat.reply:{channel}:{event.reply_to}",
+                )
+            )
+        for uid, kind, data, group_key in wanted:
+            try:
+                await self._notifications.notify(
+                    uid, kind, actor=user, data=data, group_key=group_key
+                )
+            except Exception:
+                log.exception(
+                    "chat notification failed",
+                    extra={"channel": channel, "seq": seq, "user_id": uid, "type": kind},
+                )
+
+    # Edits, deletions, reactions -----------------------------------------------------------
+
+    async def _edit(self, user: User, ref: ChannelRef, event: Edit, now: datetime) -> Stored:
+        async with self._db.transaction() as s:
+            message = await self._target(s, ref.name, event.target)
+            if message.author_id != user.id:
+                raise Forbidden("Only its author can edit a message.")
+            if now - message.created_at > EDIT_WINDOW:
+                raise Forbidden("Messages can be edited for 15 minutes after they are sent.")
+            message.text = event.text
+            message.edited_at = now
+            data = {
+                "type": "edit",
+                "target": event.target,
+                "text": event.text,
+                "edited_at": now.isoformat(),
+                "by": person(user),
+            }
+            return await self._gateway.store.append(s, ref.name, data, author_id=user.id, now=now)
+
+    async def _delete(self, user: User, access: Access, event: Delete, now: datetime) -> Stored:
+        channel = access.channel.name
+        async with self._db.transaction() as s:
+            message = await self._target(s, channel, event.target)
+            if message.author_id != user.id and not access.moderator:
+                raise Forbidden("Only its author or a moderator can delete a message.")
+            await self._redact(s, message)
+            message.text = ""
+            message.mentions = []
+            message.deleted_at = now
+            data = {"type": "delete", "target": event.target, "by": person(user)}
+            return await self._gateway.store.append(s, channel, data, author_id=user.id, now=now)
+
+    async def _redact(self, s: AsyncSession, message: ChatMessage) -> None:
+        """Empty the text of the message's stored events (the message and its edits), so a
+        replay with ``since`` does not bring a deleted message back."""
+        author = (
+            ChannelMessage.author_id.is_(None)
+            if message.author_id is None
+            else ChannelMessage.author_id == message.author_id
+        )
+        rows = (
+            await s.execute(
+                select(ChannelMessage.seq, ChannelMessage.data).where(
+                    ChannelMessage.channel == message.channel,
+                    ChannelMessage.seq >= message.seq,
+                    author,
+                    ChannelMessage.created_at <= message.created_at + EDIT_WINDOW,
+                )
+            )
+        ).all()
+        for seq, data in rows:
+            original = seq == message.seq and data.get("type") == "message"
+            edit = data.get("type") == "edit" and data.get("target") == message.seq
+            if original or edit:
+                redacted = {**data, "text": ""} | ({"mentions": []} if original else {})
+                await s.execute(
+                    update(ChannelMessage)
+                    .where(ChannelMessage.channel == message.channel, ChannelMessage.seq == seq)
+                    .values(data=redacted)
+                )
+
+    async def _react(self, user: User, ref: ChannelRef, event: React, now: datetime) -> Stored:
+        async with self._db.transaction() as s:
+            message = await self._target(s, ref.name, event.target)
+            reactions = {emoji: list(users) for emoji, users in message.reactions.items()}
+            users = reactions.setdefault(event.emoji, [])
+            on = user.id not in users
+            if on:
+                if len(reactions) > MAX_EMOJI_PER_MESSAGE:
+                    raise Conflict(
+                        f"A message takes at most {MAX_EMOJI_PER_MESSAGE} different reactions."
+                    )
+                users.append(user.id)
+            else:
+                users.remove(user.id)
+                if not users:
+                    del reactions[event.emoji]
+            message.reactions = reactions
+            data = {
+                "type": "reaction",
+                "target": event.target,
+                "emoji": event.emoji,
+                "user": person(user),
+                "on": on,
+            }
+            return await self._gateway.store.append(s, ref.name, data, author_id=user.id, now=now)
+
+    async def _target(self, s: AsyncSession, channel: str, seq: int) -> ChatMessage:
+        """The message an event is about, locked until the transaction ends (PostgreSQL; SQLite
+        writers hold the database lock anyway)."""
+        message = await s.scalar(
+            select(ChatMessage)
+            .where(ChatMessage.channel == channel, ChatMessage.seq == seq)
+            .with_for_update()
+        )
+        if message is None:
+            raise NotFound(f"No message {seq} in this channel.")
+        if message.deleted_at is not None:
+            raise Conflict("This message was deleted.")
+        return message
+
+    async def _throttle(self, key: str, limit: int, window: float, what: str) -> None:
+        wait = await self._limiter.retry_after(key, limit, window)
+        if wait > 0:
+            raise _rate_limited(
+                wait, f"At most {limit} {what} per {window:g} seconds in a channel."
+            )
+
+
+def _rate_limited(wait: float, why: str) -> RateLimited:
+    # The gateway's error frame carries only code and message, so the wait is in the message.
+    seconds = max(1, math.ceil(wait))
+    return RateLimited(seconds, f"{why} Retry after {seconds} s.")
+
+
+def _excerpt(event: NewMessage) -> str:
+    text = " ".join(event.text.split())
+    return text if len(text) <= EXCERPT else text[: EXCERPT - 1] + "…"

@@ -1,0 +1,32 @@
+"""Builds the chat services and plugs them into a hub app and its gateway."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hub.api import Api
+from hub.services import Hub
+from rooms.access import ChannelAccess
+from rooms.chat import Chat
+from rooms.handlers import register_routes
+from rooms.history import ChatHistory
+from rooms.policy import ChatPolicy
+from rooms.services import ROOMS, RoomsServices
+
+CHANNEL_PREFIXES = ("chat", "dm")
+
+
+def build_rooms(hub: Hub) -> RoomsServices:
+    access = ChannelAccess()
+    return RoomsServices(
+        chat=Chat(hub.db, hub.gateway, hub.notifications, hub.limiter, hub.clock, access),
+        history=ChatHistory(hub.db, hub.clock, access),
+    )
+
+
+def install(app: web.Application, hub: Hub, api: Api, services: RoomsServices) -> None:
+    app[ROOMS] = services
+    policy = ChatPolicy(services.chat)
+    for prefix in CHANNEL_PREFIXES:
+        hub.gateway.register(prefix, policy)
+    register_routes(api)
