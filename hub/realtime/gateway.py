@@ -43,6 +43,8 @@ CLOSE_REVOKED = 4401
 MAX_CHANNELS_PER_CONNECTION = 200
 MAX_BAD_FRAMES = 10
 REPLAY_PAGE = 500
+# Broker channel of the gateway's own control messages (evictions), heard by every hub.
+CONTROL_CHANNEL = "gateway-control"
 
 
 class RealtimeError(CohortError):
@@ -214,7 +216,7 @@ class Gateway:
         return self._policies.get(channel.split(":", 1)[0])
 
     async def start(self) -> None:
-        self._sub = await self._broker.subscribe(queue_size=100_000)
+        self._sub = await self._broker.subscribe(CONTROL_CHANNEL, queue_size=100_000)
         self._broker.on_reconnect.append(self.catch_up)
         self._tasks = [
             asyncio.create_task(self._route(), name="gateway-router"),
@@ -266,9 +268,36 @@ class Gateway:
 
     # Routing --------------------------------------------------------------------------------
 
+    async def evict(self, channel: str, user_id: int, reason: str) -> None:
+        """End a user's subscriptions to a channel on every hub (banned, left, unfriended):
+        their connections get ``{"op":"unsubscribed","channel":C,"reason":…}``."""
+        payload = orjson.dumps({"evict": channel, "user_id": user_id, "reason": reason})
+        try:
+            await self._broker.publish(CONTROL_CHANNEL, payload)
+        except Exception:
+            log.warning("eviction not broadcast", extra={"channel": channel}, exc_info=True)
+            await self._evict_here(channel, user_id, reason)
+
+    async def _evict_here(self, channel: str, user_id: int, reason: str) -> None:
+        for conn in [c for c in self.members.get(channel, ()) if c.user.id == user_id]:
+            if channel in conn.channels:
+                await self._unsubscribe(conn, channel)
+                conn.offer(
+                    orjson.dumps({"op": "unsubscribed", "channel": channel, "reason": reason})
+                )
+
     async def _route(self) -> None:
         assert self._sub is not None
         async for message in self._sub:
+            if message.channel == CONTROL_CHANNEL:
+                try:
+                    control = orjson.loads(message.data)
+                    await self._evict_here(
+                        str(control["evict"]), int(control["user_id"]), str(control["reason"])
+                    )
+                except Exception:
+                    log.warning("bad gateway control message", exc_info=True)
+                continue
             self._dispatch(message.channel, message.data)
 
     def _dispatch(self, channel: str, payload: bytes) -> None:

@@ -555,3 +555,28 @@ async def test_redis_restart_mid_conversation_loses_nothing(
     await b.send({"op": "publish", "channel": "room:live", "data": {"text": "after"}})
     got = await again.recv_until(lambda f: f.get("seq") == 5)
     assert got[-1]["data"]["text"] == "after"
+
+
+async def test_evicted_users_stop_receiving(
+    client: TestClient[Any, Any], rooms: web.Application
+) -> None:
+    ana = await sign_up(client, "Ana")
+    ben = await sign_up(client, "Ben")
+    a = await connect(client, ana)
+    b = await connect(client, ben)
+    await a.subscribe("room:club")
+    await b.subscribe("room:club")
+    gateway = rooms[HUB].gateway
+    await gateway.evict("room:club", ben.id, "You were banned from this community.")
+    frames = await b.recv_until(lambda f: f.get("op") == "unsubscribed")
+    assert frames[-1] == {
+        "op": "unsubscribed",
+        "channel": "room:club",
+        "reason": "You were banned from this community.",
+    }
+    await gateway.publish_durable("room:club", {"text": "after"})
+    got = await a.recv_until(lambda f: f.get("seq") == 1)
+    assert got[-1]["data"]["text"] == "after"
+    await b.send({"op": "ping", "ref": "x"})
+    rest = await b.recv_until(lambda f: f.get("op") == "pong")
+    assert not any(f.get("seq") == 1 for f in rest)
