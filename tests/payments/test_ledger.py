@@ -26,9 +26,11 @@ from sqlalchemy.exc import IntegrityError
 
 from hub.clock import SystemClock
 from hub.db import Database
+from hub.errors import Conflict
 from hub.identity.models import User
 from hub.services import HUB
 from payments.handlers import PAYMENTS
+from payments.idempotency import IdempotencyKeys, StoredResponse
 from payments.ledger import (
     ISSUANCE,
     REVENUE,
@@ -214,9 +216,9 @@ def test_cli_verify_names_what_is_wrong(
 
 
 class LedgerMachine(RuleBasedStateMachine):
-    """Random grants, purchases (split teacher/platform), top-ups with replayed webhook ids,
-    refunds by correction and replayed grant keys; after every step the invariants hold and
-    every balance equals the model's."""
+    """Random grants, purchases (split teacher/platform), purchases retried under
+    Idempotency-Keys, top-ups with replayed webhook ids, refunds by correction and replayed grant
+    keys; after every step the invariants hold and every balance equals the model's."""
 
     users = Bundle("users")
     purchases = Bundle("purchases")
@@ -228,6 +230,9 @@ class LedgerMachine(RuleBasedStateMachine):
         self.ledger = Ledger(self.db, SystemClock())
         self.model: dict[int, int] = {}
         self.minted_keys: set[str] = set()
+        self.keys = IdempotencyKeys(self.db, SystemClock())
+        # (buyer, Idempotency-Key) → (request fingerprint, first answer's status)
+        self.key_uses: dict[tuple[int, str], tuple[str, int]] = {}
 
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
@@ -300,6 +305,58 @@ class LedgerMachine(RuleBasedStateMachine):
         self.model[buyer] -= price
         self.model[teacher] += share
         return (transfer_id, buyer, teacher, price)
+
+    @rule(
+        buyer=users,
+        teacher=users,
+        price=st.integers(1, 300),
+        key=st.sampled_from(["k1", "k2", "k3"]),
+    )
+    def keyed_purchase(self, buyer: int, teacher: int, price: int, key: str) -> None:
+        """A purchase sent with an Idempotency-Key, as clients retry them: a key reused for the
+        same request replays its first answer without moving coins; reused for another request
+        it is refused, and nothing moves either."""
+        fingerprint = f"purchase:{teacher}:{price}"
+        moved: list[int] = []
+
+        async def operation() -> StoredResponse:
+            async with self.db.transaction() as s:
+                wallet = await self.ledger.wallet(s, buyer)
+                teacher_wallet = await self.ledger.wallet(s, teacher)
+                revenue = await self.ledger.account(s, REVENUE)
+                share = price * 70 // 100
+                postings = [Posting(wallet.id, -price), Posting(revenue.id, price - share)]
+                if share:
+                    postings.append(Posting(teacher_wallet.id, share))
+                try:
+                    await self.ledger.post(s, kind="purchase", postings=postings)
+                except InsufficientFunds:
+                    return StoredResponse(402, b"{}", "application/problem+json")
+            moved.append(price)
+            return StoredResponse(201, b"{}", "application/json")
+
+        async def go() -> StoredResponse | None:
+            try:
+                return await self.keys.run(buyer, key, fingerprint, operation)
+            except Conflict:
+                return None
+
+        response = self.run(go())
+        first = self.key_uses.get((buyer, key))
+        if first is None:
+            assert response is not None
+            self.key_uses[(buyer, key)] = (fingerprint, response.status)
+            if response.status == 201:
+                share = price * 70 // 100
+                self.model[buyer] -= price
+                self.model[teacher] += share
+        elif first[0] == fingerprint:
+            assert response is not None
+            assert response.status == first[1]  # the first answer, replayed
+        else:
+            assert response is None  # another request under a used key: refused
+        if first is not None:
+            assert moved == []
 
     @rule(purchase=purchases)
     def refund(self, purchase: tuple[int, int, int, int] | None) -> None:
