@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from hub.api import Api, RequestModel, path_int
 from hub.identity.manager import Principal
-from hub.notifications.service import TYPES, NotificationView, describe
+from hub.notifications.service import TYPES, NotificationView
 from hub.services import HUB
 
 
@@ -33,8 +33,7 @@ class NotificationOut(BaseModel):
 
 
 def notification_out(view: NotificationView) -> NotificationOut:
-    raw = view.as_json()
-    return NotificationOut.model_validate({**raw, "text": describe(raw)})
+    return NotificationOut.model_validate(view.as_json())
 
 
 class NotificationQuery(RequestModel):

@@ -44,7 +44,7 @@ class NotificationView:
 
     def as_json(self) -> dict[str, Any]:
         n = self.notification
-        return {
+        raw = {
             "id": n.id,
             "type": n.type,
             "actors": self.actors,
@@ -54,6 +54,7 @@ class NotificationView:
             "created_at": n.created_at.isoformat(),
             "updated_at": n.updated_at.isoformat(),
         }
+        return {**raw, "text": describe(raw)}
 
 
 class Notifications:

@@ -223,9 +223,14 @@ class Gateway:
             asyncio.create_task(self._keep_presence(), name="gateway-presence"),
         ]
 
-    async def close(self) -> None:
+    async def shutdown(self) -> None:
+        """First thing when the hub stops (``on_shutdown``): tell every client to go elsewhere
+        (1001) instead of keeping sockets that no longer hear anything."""
         for conn in list(self.connections):
             conn.kill(1001, "the hub is restarting")
+
+    async def close(self) -> None:
+        await self.shutdown()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
