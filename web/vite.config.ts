@@ -26,6 +26,8 @@ export default defineConfig({
   server: {
     proxy: {
       "/api": { target: apiTarget, changeOrigin: false },
+      // The real-time gateway (one WebSocket per tab).
+      "/ws": { target: apiTarget, changeOrigin: false, ws: true },
       // HLS playlists, segments, posters, storyboards and downloads (signed paths).
       "/media": { target: apiTarget, changeOrigin: false },
       // The sandbox payment provider's checkout page (top-ups).

@@ -5,7 +5,16 @@ import { auth, AuthController, canUploadVideos } from "./auth.ts";
 import { currentLocation, navigate, onRouteChange, type RouteLocation } from "./router.ts";
 import { shared } from "./styles.ts";
 import { WalletController } from "./wallet.ts";
+import "./components/notification-bell.ts";
 import "./pages/admin-applications-page.ts";
+import "./pages/communities-page.ts";
+import "./pages/community-page.ts";
+import "./pages/friends-page.ts";
+import "./pages/group-join-page.ts";
+import "./pages/group-page.ts";
+import "./pages/groups-page.ts";
+import "./pages/messages-page.ts";
+import "./pages/notifications-page.ts";
 import "./pages/catalog-page.ts";
 import "./pages/course-editor-page.ts";
 import "./pages/course-page.ts";
@@ -25,6 +34,7 @@ import "./pages/user-page.ts";
 import "./pages/video-page.ts";
 import "./pages/wallet-page.ts";
 import { iconCoin } from "./icons.ts";
+import { UnreadController, unread } from "./social/unread.ts";
 
 type Access = "public" | "signed-in" | "admin";
 
@@ -41,6 +51,10 @@ interface Resolved {
   route: Route;
   params: Readonly<Record<string, string>>;
 }
+
+// One view function for both message routes, so switching conversations keeps the page.
+const messagesView = (params: Readonly<Record<string, string>>): TemplateResult =>
+  html`<messages-page .userId=${params["userId"] ?? ""}></messages-page>`;
 
 const ROUTES: readonly Route[] = [
   { path: "/", title: "Home", access: "public", view: () => html`<home-page></home-page>` },
@@ -102,6 +116,44 @@ const ROUTES: readonly Route[] = [
     title: "Video",
     access: "signed-in",
     view: (params) => html`<video-page .videoId=${params["id"] ?? ""}></video-page>`,
+  },
+  { path: "/communities", title: "Communities", access: "public", view: () => html`<communities-page></communities-page>` },
+  {
+    path: "/communities/:slug",
+    pattern: /^\/communities\/(?<slug>[^/]+)$/,
+    title: "Community",
+    access: "public",
+    view: (params) => html`<community-page .slug=${params["slug"] ?? ""}></community-page>`,
+  },
+  { path: "/groups", title: "Study groups", access: "signed-in", view: () => html`<groups-page></groups-page>` },
+  {
+    path: "/groups/join/:code",
+    pattern: /^\/groups\/join\/(?<code>[^/]+)$/,
+    title: "Join a study group",
+    access: "signed-in",
+    view: (params) => html`<group-join-page .code=${params["code"] ?? ""}></group-join-page>`,
+  },
+  {
+    path: "/groups/:id",
+    pattern: /^\/groups\/(?<id>\d+)$/,
+    title: "Study group",
+    access: "signed-in",
+    view: (params) => html`<group-page .groupId=${params["id"] ?? ""}></group-page>`,
+  },
+  { path: "/friends", title: "Friends", access: "signed-in", view: () => html`<friends-page></friends-page>` },
+  { path: "/messages", title: "Messages", access: "signed-in", view: messagesView },
+  {
+    path: "/messages/:userId",
+    pattern: /^\/messages\/(?<userId>\d+)$/,
+    title: "Messages",
+    access: "signed-in",
+    view: messagesView,
+  },
+  {
+    path: "/notifications",
+    title: "Notifications",
+    access: "signed-in",
+    view: () => html`<notifications-page></notifications-page>`,
   },
   {
     path: "/admin/applications",
@@ -221,10 +273,33 @@ export class CohortApp extends LitElement {
       .links a:hover {
         background: var(--hover);
       }
+      .nav-unread {
+        display: inline-block;
+        margin-left: 0.35rem;
+        min-width: 1.2rem;
+        padding: 0 0.3rem;
+        border-radius: 999px;
+        background: var(--accent);
+        color: var(--on-accent);
+        font-size: 0.72rem;
+        font-weight: 700;
+        line-height: 1.2rem;
+        text-align: center;
+        font-variant-numeric: tabular-nums;
+      }
       .links a[aria-current="page"] {
         background: var(--accent-soft);
         color: var(--accent-strong);
         font-weight: 600;
+      }
+      /* Signed in, the links need a row of their own: brand and account above, links below. */
+      nav.two-tier .account {
+        margin-left: auto;
+      }
+      nav.two-tier .links {
+        order: 3;
+        flex-basis: 100%;
+        margin-left: -0.6rem;
       }
       .account {
         display: flex;
@@ -341,6 +416,7 @@ export class CohortApp extends LitElement {
 
   constructor() {
     super();
+    new UnreadController(this);
     this.signingOut = false;
   }
 
@@ -371,13 +447,17 @@ export class CohortApp extends LitElement {
     return html`
       <a class="skip" href="#main" @click=${this.skipToMain}>Skip to content</a>
       <header>
-        <nav aria-label="Main">
+        <nav aria-label="Main" class=${this.session.user ? "two-tier" : ""}>
           <a class="brand" href="/">Co<span>hort</span></a>
           <ul class="links">
             ${this.session.user ? nothing : this.navLink("/", "Home")}
             ${this.navLink("/courses", "Courses", "courses-link")}
+            ${this.navLink("/communities", "Communities", "communities-link", this.session.user ? unread.total("chat:community:") : 0)}
             ${this.session.user
-              ? html`${this.navLink("/learning", "My learning", "learning-link")} ${this.navLink("/shop", "Shop")}
+              ? html`${this.navLink("/groups", "Groups", "groups-link", unread.total("chat:group:"))}
+                ${this.navLink("/messages", "Messages", "messages-link", unread.total("dm:"))}
+                ${this.navLink("/friends", "Friends", "friends-link")}
+                ${this.navLink("/learning", "My learning", "learning-link")} ${this.navLink("/shop", "Shop")}
                 ${this.navLink("/teach", "Teach")}
                 ${canUploadVideos(this.session.user) ? this.navLink("/studio", "Studio", "studio-link") : nothing}
                 ${this.session.user.is_admin ? this.navLink("/admin/applications", "Admin") : nothing}`
@@ -398,11 +478,19 @@ export class CohortApp extends LitElement {
     `;
   }
 
-  private navLink(path: string, label: string, testid?: string) {
+  private navLink(path: string, label: string, testid?: string, unreadCount = 0) {
     const here = currentLocation().path;
     const current = path === "/" ? here === "/" : here === path || here.startsWith(`${path}/`);
     return html`<li>
-      <a href=${path} aria-current=${current ? "page" : nothing} data-testid=${testid ?? nothing}>${label}</a>
+      <a href=${path} aria-current=${current ? "page" : nothing} data-testid=${testid ?? nothing}
+        >${label}${unreadCount
+          ? html`<span class="nav-unread" data-testid=${testid ? `${testid}-unread` : nothing}
+              ><span class="visually-hidden">, </span>${unreadCount > 99 ? "99+" : unreadCount}<span class="visually-hidden">
+                unread</span
+              ></span
+            >`
+          : nothing}</a
+      >
     </li>`;
   }
 
@@ -416,6 +504,7 @@ export class CohortApp extends LitElement {
     }
     const balance = this.coins.balance;
     return html`<div class="account">
+      <notification-bell></notification-bell>
       <a
         class="wallet"
         href="/wallet"

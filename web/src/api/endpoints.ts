@@ -4,6 +4,15 @@ import type {
   AppearanceChoice,
   ApplicationStatus,
   AuthSession,
+  BlockedUser,
+  ChatHistory,
+  Community,
+  CommunityBan,
+  CommunityChannel,
+  CommunityInput,
+  CommunityMembers,
+  CommunityQuery,
+  CommunityRole,
   Course,
   CourseCard,
   CourseInput,
@@ -11,11 +20,18 @@ import type {
   CourseQuery,
   CourseStats,
   Enrollment,
+  Friend,
+  Friends,
+  GroupInvitation,
+  GroupMember,
+  JoinResult,
   Learning,
   Lesson,
   LessonInput,
   LessonProgress,
   ListEnvelope,
+  NotificationList,
+  NotificationPreferences,
   Paged,
   PublicUser,
   Review,
@@ -23,10 +39,12 @@ import type {
   ShopItem,
   ShopItemId,
   StudioCourseItem,
+  StudyGroup,
   TagCount,
   TeacherApplication,
   TokenResponse,
   TopUp,
+  UnreadCounts,
   UploadInfo,
   User,
   UserEnvelope,
@@ -308,4 +326,266 @@ export async function setAppearance(choice: AppearanceChoice): Promise<Appearanc
 export async function getUser(userId: string | number, signal?: AbortSignal): Promise<PublicUser> {
   const { user } = await request<{ user: PublicUser }>(`/api/users/${id(userId)}`, { signal, auth: false });
   return user;
+}
+
+// ---- real-time gateway --------------------------------------------------------------------
+
+/** A single-use ticket (30 s) that opens `/ws?ticket=…`. */
+export function realtimeTicket(signal?: AbortSignal): Promise<{ ticket: string; expires_in: number }> {
+  return request("/api/realtime/ticket", { method: "POST", signal });
+}
+
+// ---- communities --------------------------------------------------------------------------
+
+function querystring(query: object): string {
+  const params = new URLSearchParams();
+  for (const [name, value] of Object.entries(query)) {
+    if (value !== undefined && value !== null && value !== "") params.set(name, String(value));
+  }
+  const search = params.toString();
+  return search ? `?${search}` : "";
+}
+
+export function searchCommunities(query: CommunityQuery, signal?: AbortSignal): Promise<Paged<Community>> {
+  return request<Paged<Community>>(`/api/communities${querystring(query)}`, { signal, ...asViewer() });
+}
+
+export function createCommunity(input: CommunityInput): Promise<Community> {
+  return request<Community>("/api/communities", { method: "POST", body: input });
+}
+
+export function getCommunityBySlug(slug: string, signal?: AbortSignal): Promise<Community> {
+  return request<Community>(`/api/communities/by-slug/${id(slug)}`, { signal, ...asViewer() });
+}
+
+export function getCommunity(communityId: number, signal?: AbortSignal): Promise<Community> {
+  return request<Community>(`/api/communities/${id(communityId)}`, { signal, ...asViewer() });
+}
+
+export function joinCommunity(communityId: number): Promise<JoinResult> {
+  return request<JoinResult>(`/api/communities/${id(communityId)}/join`, { method: "POST" });
+}
+
+export function leaveCommunity(communityId: number): Promise<void> {
+  return request<void>(`/api/communities/${id(communityId)}/leave`, { method: "POST" });
+}
+
+export function communityMembers(
+  communityId: number,
+  cursor: string | number | null,
+  limit = 50,
+  signal?: AbortSignal,
+): Promise<CommunityMembers> {
+  return request<CommunityMembers>(
+    `/api/communities/${id(communityId)}/members${querystring({ cursor, limit })}`,
+    { signal, ...asViewer() },
+  );
+}
+
+export function setCommunityRole(
+  communityId: number,
+  userId: number,
+  role: Exclude<CommunityRole, "owner">,
+): Promise<unknown> {
+  return request(`/api/communities/${id(communityId)}/members/${id(userId)}/role`, {
+    method: "PUT",
+    body: { role },
+  });
+}
+
+/** 0 minutes unmutes. */
+export function muteCommunityMember(communityId: number, userId: number, minutes: number): Promise<unknown> {
+  return request(`/api/communities/${id(communityId)}/members/${id(userId)}/mute`, {
+    method: "POST",
+    body: { minutes },
+  });
+}
+
+export function banFromCommunity(communityId: number, userId: number, reason: string): Promise<unknown> {
+  return request(`/api/communities/${id(communityId)}/bans`, {
+    method: "POST",
+    body: { user_id: userId, reason },
+  });
+}
+
+export function liftCommunityBan(communityId: number, userId: number): Promise<void> {
+  return request<void>(`/api/communities/${id(communityId)}/bans/${id(userId)}`, { method: "DELETE" });
+}
+
+export async function communityBans(communityId: number, signal?: AbortSignal): Promise<CommunityBan[]> {
+  const body = await request<ListEnvelope<CommunityBan> | CommunityBan[]>(
+    `/api/communities/${id(communityId)}/bans`,
+    { signal },
+  );
+  return Array.isArray(body) ? body : body.items;
+}
+
+export function createCommunityChannel(
+  communityId: number,
+  input: { name: string; slug: string; slow_mode_seconds: number },
+): Promise<CommunityChannel> {
+  return request<CommunityChannel>(`/api/communities/${id(communityId)}/channels`, {
+    method: "POST",
+    body: input,
+  });
+}
+
+export function updateCommunityChannel(
+  communityId: number,
+  slug: string,
+  changes: { name?: string; slow_mode_seconds?: number },
+): Promise<CommunityChannel> {
+  return request<CommunityChannel>(`/api/communities/${id(communityId)}/channels/${id(slug)}`, {
+    method: "PATCH",
+    body: changes,
+  });
+}
+
+// ---- study groups -------------------------------------------------------------------------
+
+/** Lists come as `{items}` or as a bare array; both are accepted. */
+function itemsOf<T>(body: ListEnvelope<T> | T[]): T[] {
+  return Array.isArray(body) ? body : body.items;
+}
+
+export function createGroup(input: { name: string; description: string; community_id?: number | null }): Promise<StudyGroup> {
+  const body: Record<string, unknown> = { name: input.name, description: input.description };
+  if (input.community_id) body["community_id"] = input.community_id;
+  return request<StudyGroup>("/api/groups", { method: "POST", body });
+}
+
+export function getGroup(groupId: number | string, signal?: AbortSignal): Promise<StudyGroup> {
+  return request<StudyGroup>(`/api/groups/${id(groupId)}`, { signal });
+}
+
+export async function myGroups(signal?: AbortSignal): Promise<StudyGroup[]> {
+  return itemsOf(await request<ListEnvelope<StudyGroup> | StudyGroup[]>("/api/me/groups", { signal }));
+}
+
+export async function communityGroups(communityId: number, signal?: AbortSignal): Promise<StudyGroup[]> {
+  return itemsOf(
+    await request<ListEnvelope<StudyGroup> | StudyGroup[]>(`/api/communities/${id(communityId)}/groups`, {
+      signal,
+      ...asViewer(),
+    }),
+  );
+}
+
+export async function groupMembers(groupId: number, signal?: AbortSignal): Promise<GroupMember[]> {
+  return itemsOf(await request<ListEnvelope<GroupMember> | GroupMember[]>(`/api/groups/${id(groupId)}/members`, { signal }));
+}
+
+export function joinGroupByCode(code: string): Promise<StudyGroup> {
+  return request<StudyGroup>("/api/groups/join", { method: "POST", body: { code } });
+}
+
+export function inviteToGroup(groupId: number, userId: number): Promise<GroupInvitation> {
+  return request<GroupInvitation>(`/api/groups/${id(groupId)}/invitations`, {
+    method: "POST",
+    body: { user_id: userId },
+  });
+}
+
+export async function myGroupInvitations(signal?: AbortSignal): Promise<GroupInvitation[]> {
+  return itemsOf(
+    await request<ListEnvelope<GroupInvitation> | GroupInvitation[]>("/api/me/group-invitations", { signal }),
+  );
+}
+
+export function acceptGroupInvitation(invitationId: number): Promise<StudyGroup> {
+  return request<StudyGroup>(`/api/group-invitations/${id(invitationId)}/accept`, { method: "POST" });
+}
+
+export function declineGroupInvitation(invitationId: number): Promise<void> {
+  return request<void>(`/api/group-invitations/${id(invitationId)}/decline`, { method: "POST" });
+}
+
+export function leaveGroup(groupId: number): Promise<void> {
+  return request<void>(`/api/groups/${id(groupId)}/leave`, { method: "POST" });
+}
+
+// ---- friends ------------------------------------------------------------------------------
+
+export function listFriends(signal?: AbortSignal): Promise<Friends> {
+  return request<Friends>("/api/friends", { signal });
+}
+
+export function requestFriend(userId: number): Promise<{ status: "pending" | "accepted" }> {
+  return request("/api/friends/requests", { method: "POST", body: { user_id: userId } });
+}
+
+export function acceptFriend(userId: number): Promise<Friend> {
+  return request<Friend>(`/api/friends/requests/${id(userId)}/accept`, { method: "POST" });
+}
+
+export function declineFriend(userId: number): Promise<void> {
+  return request<void>(`/api/friends/requests/${id(userId)}/decline`, { method: "POST" });
+}
+
+/** Removes a friend or cancels a request. */
+export function removeFriend(userId: number): Promise<void> {
+  return request<void>(`/api/friends/${id(userId)}`, { method: "DELETE" });
+}
+
+export function blockUser(userId: number): Promise<unknown> {
+  return request("/api/blocks", { method: "POST", body: { user_id: userId } });
+}
+
+export function unblockUser(userId: number): Promise<void> {
+  return request<void>(`/api/blocks/${id(userId)}`, { method: "DELETE" });
+}
+
+export async function listBlocks(signal?: AbortSignal): Promise<BlockedUser[]> {
+  return itemsOf(await request<ListEnvelope<BlockedUser> | BlockedUser[]>("/api/blocks", { signal }));
+}
+
+// ---- chat ---------------------------------------------------------------------------------
+
+/** Newest first; `before` is a sequence number (exclusive). */
+export function channelHistory(
+  channel: string,
+  before: number | null,
+  limit = 30,
+  signal?: AbortSignal,
+): Promise<ChatHistory> {
+  return request<ChatHistory>(`/api/channels/${id(channel)}/messages${querystring({ before, limit })}`, { signal });
+}
+
+export function markChannelRead(channel: string, seq: number, options: { keepalive?: boolean } = {}): Promise<{ unread: number }> {
+  return request(`/api/channels/${id(channel)}/read`, { method: "POST", body: { seq }, keepalive: options.keepalive ?? false });
+}
+
+export function myUnread(signal?: AbortSignal): Promise<UnreadCounts> {
+  return request<UnreadCounts>("/api/me/unread", { signal });
+}
+
+// ---- notifications ------------------------------------------------------------------------
+
+export function listNotifications(
+  query: { cursor?: number | null; limit?: number; unread?: boolean },
+  signal?: AbortSignal,
+): Promise<NotificationList> {
+  return request<NotificationList>(`/api/notifications${querystring({ ...query, unread: query.unread ? "true" : "" })}`, {
+    signal,
+  });
+}
+
+export function unreadNotificationCount(signal?: AbortSignal): Promise<{ unread: number }> {
+  return request("/api/notifications/unread-count", { signal });
+}
+
+export function markNotificationRead(notificationId: number): Promise<{ unread: number }> {
+  return request(`/api/notifications/${id(notificationId)}/read`, { method: "POST" });
+}
+
+export function markAllNotificationsRead(): Promise<{ unread: number }> {
+  return request("/api/notifications/read-all", { method: "POST" });
+}
+
+export function notificationPreferences(signal?: AbortSignal): Promise<NotificationPreferences> {
+  return request<NotificationPreferences>("/api/notifications/preferences", { signal });
+}
+
+export function setNotificationPreferences(muted: Record<string, boolean>): Promise<NotificationPreferences> {
+  return request<NotificationPreferences>("/api/notifications/preferences", { method: "PUT", body: { muted } });
 }

@@ -445,3 +445,191 @@ export interface PublicUser {
   roles: string[];
   appearance: Appearance;
 }
+
+// ---- social (docs/social.md) ----------------------------------------------------------------
+
+/** Who someone is, as chat, presence and notifications show them. */
+export interface Person {
+  id: number;
+  display_name: string;
+  /** "#rrggbb"; absent where the hub only sends a name. */
+  avatar_color?: string;
+}
+
+export type CommunityRole = "owner" | "admin" | "moderator" | "member";
+export const COMMUNITY_ROLES: readonly CommunityRole[] = ["owner", "admin", "moderator", "member"];
+
+export interface CommunityChannel {
+  name: string;
+  slug: string;
+  /** Gateway channel: `chat:community:<id>` (default) or `chat:community:<id>:<slug>`. */
+  channel: string;
+  slow_mode_seconds: number;
+}
+
+export interface Community {
+  id: number;
+  slug: string;
+  name: string;
+  description: string;
+  skills: string[];
+  owner: Person;
+  member_count: number;
+  /** The default channel first. */
+  channels: CommunityChannel[];
+  my_role: CommunityRole | null;
+  muted_until: string | null;
+}
+
+export interface CommunityInput {
+  name: string;
+  slug: string;
+  skills: string[];
+  description: string;
+}
+
+export interface CommunityQuery {
+  q?: string;
+  skill?: string;
+  page?: number;
+  page_size?: number;
+}
+
+export interface CommunityMember {
+  user: Person;
+  role: CommunityRole;
+  joined_at: string;
+  muted_until: string | null;
+}
+
+export interface CommunityMembers {
+  items: CommunityMember[];
+  next_cursor: string | number | null;
+}
+
+export interface CommunityBan {
+  user: Person;
+  reason: string;
+  created_at?: string;
+  banned_by?: Person | null;
+}
+
+export interface JoinResult {
+  role: CommunityRole;
+  /** Coins earned by this join (0 after the first time). */
+  reward: number;
+}
+
+export interface StudyGroup {
+  id: number;
+  name: string;
+  description: string;
+  community_id: number | null;
+  owner: Person;
+  member_count: number;
+  /** `chat:group:<id>` */
+  channel: string;
+  my_role: string | null;
+  /** Members only; the invite link is `/groups/join/<invite_code>`. */
+  invite_code?: string | null;
+}
+
+export interface GroupMember {
+  user: Person;
+  role?: string;
+  joined_at?: string;
+}
+
+export interface GroupInvitation {
+  id: number;
+  group: StudyGroup | { id: number; name: string };
+  invited_by: Person;
+  status: string;
+  created_at?: string;
+}
+
+export interface Friend {
+  user: Person;
+  since: string;
+  /** `dm:<low id>:<high id>` */
+  dm_channel: string;
+}
+
+export interface FriendRequest {
+  user: Person;
+  created_at: string;
+}
+
+export interface Friends {
+  friends: Friend[];
+  incoming: FriendRequest[];
+  outgoing: FriendRequest[];
+}
+
+export interface BlockedUser {
+  user: Person;
+  created_at?: string;
+}
+
+/** A chat message as `GET /api/channels/{channel}/messages` returns it (as it reads now). */
+export interface ChatMessage {
+  seq: number;
+  text: string;
+  author: Person | null;
+  reply_to: number | null;
+  mentions: number[];
+  /** emoji → user ids */
+  reactions: Record<string, number[]>;
+  edited_at: string | null;
+  deleted: boolean;
+  sent_at: string;
+}
+
+export interface ChatHistory {
+  items: ChatMessage[];
+  next_before: number | null;
+}
+
+export interface UnreadCounts {
+  channels: Record<string, number>;
+}
+
+export type NotificationType =
+  | "friend.request"
+  | "friend.accepted"
+  | "chat.mention"
+  | "chat.reply"
+  | "group.invitation"
+  | "community.role"
+  | "community.joined"
+  | "teacher_application.decided"
+  | "course.purchased"
+  | "video.ready"
+  | "video.failed";
+
+export interface AppNotification {
+  id: number;
+  type: NotificationType | string;
+  /** What to show, e.g. "Ana and 3 others joined Python"; live pushes do not carry it. */
+  text?: string;
+  /** Latest first, at most 10. */
+  actors: Person[];
+  actor_count: number;
+  data: Record<string, unknown>;
+  read: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface NotificationList {
+  items: AppNotification[];
+  unread: number;
+  next_cursor: number | null;
+}
+
+export interface NotificationPreferences {
+  /** type → muted */
+  muted: Record<string, boolean>;
+  /** type → what it is about */
+  labels: Record<string, string>;
+}

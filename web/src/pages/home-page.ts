@@ -46,6 +46,13 @@ export class HomePage extends LitElement {
           <div class="actions"><a href="/courses">Browse courses</a> <a href="/learning">My learning</a></div>
         </section>
         <section class="card">
+          <h2>Learn together</h2>
+          <p>Join communities for your skills, form study groups and message friends.</p>
+          <div class="actions">
+            <a href="/communities">Communities</a> <a href="/groups">Study groups</a> <a href="/friends">Friends</a>
+          </div>
+        </section>
+        <section class="card">
           <h2>Coins</h2>
           <p>Courses and profile items are paid with coins.</p>
           <div class="actions"><a href="/wallet">Wallet</a> <a href="/shop">Profile shop</a></div>
