@@ -6,8 +6,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from catalog.communities import Communities
 from catalog.courses import CourseManager
 from catalog.covers import CourseCovers
+from catalog.friends import Friends
+from catalog.groups import StudyGroups
 from catalog.learning import Learning
 from catalog.purchases import Purchases
 from catalog.reviews import Reviews
@@ -28,6 +31,9 @@ class CatalogServices:
     stats: CourseStatsReader
     covers: CourseCovers
     ledger: Ledger
+    communities: Communities
+    groups: StudyGroups
+    friends: Friends
 
 
 CATALOG = web.AppKey("catalog", CatalogServices)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from catalog.communities import Communities
 from catalog.courses import CourseManager
 from catalog.covers import CourseCovers
+from catalog.friends import Friends
+from catalog.groups import StudyGroups
 from catalog.handlers import register_routes
 from catalog.learning import Learning
 from catalog.purchases import CourseEntitlement, Purchases
 from catalog.reviews import Reviews
 from catalog.search import CourseSearch
 from catalog.services import CATALOG, CatalogServices
+from catalog.social_handlers import register_social_routes
 from catalog.stats import CourseStatsReader
 from hub.api import Api
 from hub.services import Hub
@@ -31,6 +35,16 @@ def build_catalog(hub: Hub, payments: PaymentServices, media: MediaServices) -> 
         stats=CourseStatsReader(hub.db),
         covers=CourseCovers(hub.db, media.videos),
         ledger=payments.ledger,
+        communities=Communities(
+            hub.db,
+            hub.clock,
+            payments.ledger,
+            hub.notifications,
+            hub.gateway,
+            hub.settings.community_join_reward,
+        ),
+        groups=StudyGroups(hub.db, hub.clock, hub.notifications, hub.gateway),
+        friends=Friends(hub.db, hub.clock, hub.notifications, hub.gateway),
     )
 
 
@@ -42,3 +56,4 @@ def entitlement(hub: Hub) -> CourseEntitlement:
 def install(app: web.Application, hub: Hub, api: Api, services: CatalogServices) -> None:
     app[CATALOG] = services
     register_routes(api)
+    register_social_routes(api)

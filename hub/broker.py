@@ -46,9 +46,14 @@ class Subscription:
         self._closed = False
 
     async def add(self, *channels: str) -> None:
+        """Raises the transport's error (Redis down) with nothing added."""
         new = [c for c in channels if c not in self.channels]
         self.channels.update(new)
-        await self._fanout.attach(self, new)
+        try:
+            await self._fanout.attach(self, new)
+        except BaseException:
+            self.channels.difference_update(new)
+            raise
 
     async def remove(self, *channels: str) -> None:
         gone = [c for c in channels if c in self.channels]
@@ -119,7 +124,16 @@ class _Fanout:
         for channel in channels:
             self.by_channel[channel].add(sub)
         if first:
-            await self.on_first(first)
+            try:
+                await self.on_first(first)
+            except BaseException:
+                for channel in channels:
+                    subs = self.by_channel.get(channel)
+                    if subs is not None:
+                        subs.discard(sub)
+                        if not subs:
+                            del self.by_channel[channel]
+                raise
 
     async def detach(self, sub: Subscription, channels: list[str]) -> None:
         last = []

@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     teacher_share_percent: int = Field(
         default=70, ge=0, le=100, description="share of a course's price paid to its teacher"
     )
+    community_join_reward: int = Field(
+        default=10, ge=0, description="coins for joining a community, once per user and community"
+    )
     payment_webhook_secret: str | None = Field(
         default=None, min_length=16, description="signs provider webhooks; derived when unset"
     )

@@ -10,7 +10,7 @@ import re
 import shutil
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -145,6 +145,12 @@ def validate_choices(choices: UploadChoices) -> None:
         raise ValidationFailed(errors)
 
 
+# Stores a notification for a user (hub.notifications): (user id, type, data).
+VideoNotifier = Callable[[int, str, dict[str, Any]], Awaitable[object]]
+# Outcomes the uploader is told about in their notifications, beyond the live events.
+NOTIFIED_OUTCOMES = ("video.ready", "video.failed")
+
+
 class VideoManager:
     def __init__(
         self,
@@ -158,6 +164,7 @@ class VideoManager:
         entitlement: Entitlement,
         clock: Clock,
         config: MediaConfig,
+        notifier: VideoNotifier | None = None,
     ) -> None:
         self._db = db
         self._storage = storage
@@ -168,6 +175,7 @@ class VideoManager:
         self._entitlement = entitlement
         self._clock = clock
         self._config = config
+        self._notifier = notifier
         self._running: dict[str, set[threading.Event]] = {}
 
     # Uploading -----------------------------------------------------------------------------
@@ -568,8 +576,7 @@ class VideoManager:
             raise TranscodeCancelled()
         publisher = _Publisher(self, video, out_dir)
         await publisher.publish_all(final=True)
-        await self._finish(video, result, publisher.assets)
-        await self._storage.delete_prefix(f"{PARTS_PREFIX}{video.id}/")
+        await self._finish(video, result, publisher.assets, drop_parts=True)
 
     async def fail(self, job: Job, reason: str) -> None:
         """A job failed for good: the video fails, saying why."""
@@ -578,7 +585,14 @@ class VideoManager:
         if video is not None:
             await self._notify(video, "video.failed", error=reason)
 
-    async def _finish(self, video: Video, result: TranscodeResult, assets: dict[str, str]) -> None:
+    async def _finish(
+        self,
+        video: Video,
+        result: TranscodeResult,
+        assets: dict[str, str],
+        *,
+        drop_parts: bool = False,
+    ) -> None:
         facts = result.probe
         renditions = [
             {
@@ -603,6 +617,9 @@ class VideoManager:
             assets=assets,
         )
         await self._progress.clear(video.id)
+        if drop_parts:
+            # Before the owner hears it is ready: by then nothing of the work is left over.
+            await self._storage.delete_prefix(f"{PARTS_PREFIX}{video.id}/")
         if updated is not None:
             await self._notify(updated, "video.ready")
 
@@ -641,6 +658,13 @@ class VideoManager:
     async def _notify(self, video: Video, kind: str, **extra: Any) -> None:
         event = {"type": kind, "video_id": video.id, "status": video.status, **extra}
         await publish_event(self._broker, f"user:{video.owner_id}", event)
+        if self._notifier is not None and kind in NOTIFIED_OUTCOMES:
+            data = {"video_id": video.id, "title": video.title, **extra}
+            try:
+                await self._notifier(video.owner_id, kind, data)
+            except Exception:
+                # The video's state is committed; a lost notification must not fail the job.
+                log.exception("could not store a video notification", extra={"video_id": video.id})
 
     # Playback ------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 
@@ -14,7 +15,7 @@ from hub.api import Api
 from hub.services import Hub
 from media.handlers import MEDIA, MediaServices, add_media_routes, register_routes
 from media.jobs import BullMQJobQueue, InProcessJobQueue, JobQueue, RetryPolicy
-from media.manager import MediaConfig, VideoManager
+from media.manager import MediaConfig, VideoManager, VideoNotifier
 from media.playback import Entitlement, OwnerOrAdmin, PlaybackSigner
 from media.progress import MemoryProgressStore, ProgressStore, RedisProgressStore
 from media.storage import LocalStorage, Storage
@@ -58,6 +59,7 @@ def build_media(hub: Hub, *, entitlement: Entitlement | None = None) -> MediaSer
         signer=PlaybackSigner(settings.signing_key(), settings.playback_url_ttl, hub.clock),
         entitlement=entitlement or OwnerOrAdmin(),
         clock=hub.clock,
+        notifier=_notifier(hub),
         config=MediaConfig(
             work_dir=settings.data_dir / "work",
             preset=settings.transcode_preset,
@@ -74,6 +76,15 @@ def build_media(hub: Hub, *, entitlement: Entitlement | None = None) -> MediaSer
         expiry=timedelta(hours=settings.upload_expiry_hours),
     )
     return MediaServices(videos, uploads, temp_dir, settings.max_upload_bytes)
+
+
+def _notifier(hub: Hub) -> VideoNotifier:
+    """Video outcomes as the uploader's notifications (``video.ready``, ``video.failed``)."""
+
+    async def notify(user_id: int, kind: str, data: dict[str, Any]) -> None:
+        await hub.notifications.notify(user_id, kind, data=data)
+
+    return notify
 
 
 def install(app: web.Application, hub: Hub, api: Api, services: MediaServices) -> None:

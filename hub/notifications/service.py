@@ -133,7 +133,8 @@ class Notifications:
     async def recent(
         self, user_id: int, *, before: int | None, limit: int, unread_only: bool = False
     ) -> tuple[list[NotificationView], int]:
-        """Newest activity first (grouped ones rise when they grow), and the unread count."""
+        """Newest first (a grouped notification keeps its place as it grows; its
+        ``updated_at`` moves), and the unread count."""
         async with self._db.sessions() as s:
             query = (
                 select(Notification)

@@ -216,12 +216,26 @@ class Gateway:
         return self._policies.get(channel.split(":", 1)[0])
 
     async def start(self) -> None:
-        self._sub = await self._broker.subscribe(CONTROL_CHANNEL, queue_size=100_000)
+        # No channel yet: a hub starts (and says it is not ready) while Redis is down.
+        self._sub = await self._broker.subscribe(queue_size=100_000)
         self._broker.on_reconnect.append(self.catch_up)
         self._tasks = [
             asyncio.create_task(self._route(), name="gateway-router"),
             asyncio.create_task(self._keep_presence(), name="gateway-presence"),
+            asyncio.create_task(self._listen_for_control(), name="gateway-control"),
         ]
+
+    async def _listen_for_control(self) -> None:
+        assert self._sub is not None
+        backoff = 0.2
+        while True:
+            try:
+                await self._sub.add(CONTROL_CHANNEL)
+                return
+            except Exception:
+                log.warning("gateway control channel not subscribed yet; retrying")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
 
     async def shutdown(self) -> None:
         """First thing when the hub stops (``on_shutdown``): tell every client to go elsewhere
@@ -237,7 +251,10 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._sub is not None:
-            await self._sub.close()
+            try:
+                await self._sub.close()
+            except Exception:  # the broker is gone already; nothing left to unsubscribe
+                log.warning("gateway subscription not closed cleanly", exc_info=True)
 
     # Publishing (for packages) ---------------------------------------------------------------
 
@@ -573,6 +590,10 @@ class Gateway:
             await self._bad_frame(conn, ref, str(exc))
         except CohortError as exc:
             await self._error(conn, ref, str(exc.code), exc.detail, exc.extra())
+        except Exception:
+            # The database or the broker failed: this frame is refused, the connection lives.
+            log.exception("websocket frame failed", extra={"connection": conn.id})
+            await self._error(conn, ref, "unavailable", "Try again in a moment.")
 
     def _channel_of(self, frame: dict[str, Any]) -> str:
         channel = frame.get("channel")
@@ -602,7 +623,13 @@ class Gateway:
             raise Forbidden("You may not subscribe to this channel.")
         state = _ChannelState()
         conn.channels[channel] = state
-        await self._join(channel, conn, policy.durable)
+        try:
+            await self._join(channel, conn, policy.durable)
+        except BaseException:
+            conn.channels.pop(channel, None)
+            with contextlib.suppress(Exception):
+                await self._leave(channel, conn)
+            raise
         if conn.closing or channel not in conn.channels:
             return
         # No await between taking `upto` and buffering: every later message is pending.
