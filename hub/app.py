@@ -67,9 +67,15 @@ def create_app(
     rooms_wiring.install(app, hub, api, rooms_wiring.build_rooms(hub))
     api.mount(app)
     app.router.add_get("/ws", hub.gateway.open)
+    app.on_shutdown.append(_close_sockets)
     app[system.OPENAPI] = system.openapi_bytes(api, cohort_version())
     system.add_web_routes(app, settings.web_dist)
     return app
+
+
+async def _close_sockets(app: web.Application) -> None:
+    # aiohttp waits for open handlers before cleanup; WebSockets must be told to leave first.
+    await app[HUB].gateway.shutdown()
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
