@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 from aiohttp import web
 
+from hub.services import HUB
 from payments.handlers import PAYMENTS
 from payments.topups import SIGNATURE_HEADER, event_body, sign
 from tests.conftest import Account, sign_up
@@ -80,7 +80,10 @@ async def test_bad_signatures_are_400_and_change_nothing(
         "missing": {},
         "forged": {SIGNATURE_HEADER: sign(secret, body).replace("v1=", "v1=00")},
         "other-secret": {SIGNATURE_HEADER: sign(b"not-the-secret", body)},
-        "stale": {SIGNATURE_HEADER: sign(secret, body, int(time.time()) - 301)},
+        # 301 s before the hub's own clock (the test clock stands still; wall time moves on).
+        "stale": {
+            SIGNATURE_HEADER: sign(secret, body, int(app[HUB].clock.now().timestamp()) - 301)
+        },
         "garbled": {SIGNATURE_HEADER: "t=abc,v1="},
     }[problem]
     resp = await client.post("/api/payments/webhook", data=body, headers=headers)
