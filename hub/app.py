@@ -20,6 +20,7 @@ from hub.notifications import handlers as notification_handlers
 from hub.realtime import handlers as realtime_handlers
 from hub.services import HUB, Hub, build_hub
 from hub.settings import Settings
+from ide import wiring as ide_wiring
 from media import wiring as media_wiring
 from payments import wiring as payments_wiring
 from rooms import wiring as rooms_wiring
@@ -63,7 +64,9 @@ def create_app(
     payments_wiring.install(app, hub, api, payments)
     media = media_wiring.build_media(hub, entitlement=catalog_wiring.entitlement(hub))
     media_wiring.install(app, hub, api, media)
-    catalog_wiring.install(app, hub, api, catalog_wiring.build_catalog(hub, payments, media))
+    catalog = catalog_wiring.build_catalog(hub, payments, media)
+    catalog_wiring.install(app, hub, api, catalog)
+    ide_wiring.install(app, hub, api, ide_wiring.build_ide(hub, groups=catalog.groups))
     rooms_wiring.install(app, hub, api, rooms_wiring.build_rooms(hub))
     api.mount(app)
     app.router.add_get("/ws", hub.gateway.open)

@@ -20,6 +20,7 @@ MODEL_MODULES = (
     "hub.realtime.models",
     "hub.notifications.models",
     "media.models",
+    "ide.models",
     "payments.models",
     "catalog.models",
     "catalog.social_models",

@@ -1,0 +1,57 @@
+"""IDE tables: projects, their invited members, and the update log of every Yjs document."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hub.db import Base, BigId, UTCDateTime
+
+
+class Project(Base):
+    """A shared code project. Its files live in the Yjs document ``project-<id>``."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # Every member of this study group edits the project. The table belongs to the catalog;
+    # only the key is shared (the ide package never imports the catalog).
+    group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("study_groups.id", ondelete="SET NULL"), default=None, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ProjectMember(Base):
+    """An invited user: ``editor`` or ``viewer`` (read-only)."""
+
+    __tablename__ = "project_members"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))  # editor | viewer
+    added_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DocumentUpdate(Base):
+    """One Yjs update (v1 encoding) of a document, in arrival order. Compaction replaces a
+    document's rows with one row holding their merge; applying rows in any order gives the same
+    document, so a row's id is only a cursor, never a version."""
+
+    __tablename__ = "ydoc_updates"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    doc: Mapped[str] = mapped_column(String(200), index=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
