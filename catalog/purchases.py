@@ -3,7 +3,9 @@ and who may watch a course's videos."""
 
 from __future__ import annotations
 
-from sqlalchemy import exists, select, update
+from typing import Any
+
+from sqlalchemy import String, bindparam, cast, exists, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from catalog.models import Course, Enrollment, Lesson
@@ -13,7 +15,8 @@ from hub.errors import Conflict, ErrorCode, NotFound
 from hub.identity.manager import Principal
 from hub.identity.models import User
 from media.models import Video
-from payments.ledger import REVENUE, Ledger, Posting
+from payments.ledger import REVENUE, WALLET_PREFIX, Ledger, Posting, wallet_code
+from payments.models import LedgerAccount
 
 
 class AlreadyEnrolled(Conflict):
@@ -38,35 +41,46 @@ class Purchases:
         buyer = principal.user
         try:
             async with self._db.transaction() as s:
-                course = await s.get(Course, course_id)
+                # Core statements on the session's connection: this is the hot path of sales.
+                conn = await s.connection()
+                course = (
+                    await conn.execute(
+                        _FOR_SALE,
+                        {
+                            "course_id": course_id,
+                            "buyer_id": buyer.id,
+                            "buyer_wallet_code": wallet_code(buyer.id),
+                        },
+                    )
+                ).first()
                 if course is None or course.status != "published":
                     raise NotFound("No published course with this id.")
                 if course.owner_id == buyer.id:
                     raise Conflict("This is your own course.")
-                enrolled = await s.scalar(
-                    select(Enrollment.id).where(
-                        Enrollment.user_id == buyer.id, Enrollment.course_id == course_id
-                    )
-                )
-                if enrolled is not None:
+                if course.enrolled:
                     raise AlreadyEnrolled("You are already enrolled in this course.")
+                # Counted first: the course's row is locked before the wallets, as by every sale.
+                await conn.execute(_COUNT_ENROLLMENT, {"course_id": course_id})
                 transfer_id = None
                 if course.price > 0:
-                    wallet = await self._ledger.wallet(s, buyer.id)
-                    teacher = await self._ledger.wallet(s, course.owner_id)
-                    revenue = await self._ledger.account(s, REVENUE)
+                    # Wallets open on first use; the lookup above found the ones that exist.
+                    wallet = course.buyer_wallet or (await self._ledger.wallet(s, buyer.id)).id
+                    teacher = (
+                        course.teacher_wallet or (await self._ledger.wallet(s, course.owner_id)).id
+                    )
+                    revenue = course.revenue or (await self._ledger.account(s, REVENUE)).id
                     share = course.price * self._teacher_share // 100
-                    postings = [Posting(wallet.id, -course.price)]
+                    postings = [Posting(wallet, -course.price)]
                     if share:
-                        postings.append(Posting(teacher.id, share))
+                        postings.append(Posting(teacher, share))
                     if course.price - share:
-                        postings.append(Posting(revenue.id, course.price - share))
+                        postings.append(Posting(revenue, course.price - share))
                     transfer = await self._ledger.post(
                         s,
                         kind="purchase",
                         postings=postings,
                         memo=f"Bought “{course.title}”",
-                        reference={"course_id": course.id},
+                        reference={"course_id": course_id},
                     )
                     transfer_id = transfer.id
                 enrollment = Enrollment(
@@ -76,18 +90,53 @@ class Purchases:
                     transfer_id=transfer_id,
                     created_at=self._clock.now(),
                 )
-                s.add(enrollment)
-                await s.flush()
-                await s.execute(
-                    update(Course)
-                    .where(Course.id == course_id)
-                    .values(enrollment_count=Course.enrollment_count + 1)
-                )
+                enrollment.id = (
+                    await conn.execute(
+                        _ENROLL,
+                        {
+                            "user_id": enrollment.user_id,
+                            "course_id": enrollment.course_id,
+                            "price_paid": enrollment.price_paid,
+                            "transfer_id": enrollment.transfer_id,
+                            "created_at": enrollment.created_at,
+                        },
+                    )
+                ).scalar_one()
         except IntegrityError:
             # The same purchase raced in from another request and enrolled first; this one's
             # payment rolled back with it.
             raise AlreadyEnrolled("You are already enrolled in this course.") from None
         return enrollment
+
+
+# Statements of every purchase, built once (building and keying a statement costs about as
+# much CPU as running it).
+_ENROLL = insert(Enrollment).returning(Enrollment.id)
+_COUNT_ENROLLMENT = (
+    update(Course)
+    .where(Course.id == bindparam("course_id"))
+    .values(enrollment_count=Course.enrollment_count + 1)
+)
+
+
+def _account_id(code: Any) -> Any:
+    return select(LedgerAccount.id).where(LedgerAccount.code == code).scalar_subquery()
+
+
+# What a purchase needs to know, in one round trip: the course, whether the buyer is enrolled
+# already, and the ledger accounts the payment moves between (None for a wallet not opened yet).
+_FOR_SALE = select(
+    Course.owner_id,
+    Course.price,
+    Course.status,
+    Course.title,
+    exists()
+    .where(Enrollment.user_id == bindparam("buyer_id"), Enrollment.course_id == Course.id)
+    .label("enrolled"),
+    _account_id(bindparam("buyer_wallet_code", type_=String)).label("buyer_wallet"),
+    _account_id(literal(WALLET_PREFIX) + cast(Course.owner_id, String)).label("teacher_wallet"),
+    _account_id(literal(REVENUE)).label("revenue"),
+).where(Course.id == bindparam("course_id"))
 
 
 class CourseEntitlement:

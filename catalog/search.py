@@ -4,12 +4,31 @@ shows."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import re
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Float, Integer, Select, exists, func, literal_column, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import (
+    Float,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    event,
+    exists,
+    func,
+    literal_column,
+    select,
+    text,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.sql.dml import UpdateBase
 
 from catalog.models import Course, CourseTag, Lesson, Section
 from hub.db import Database
@@ -18,13 +37,10 @@ from media.models import Video
 
 Sort = Literal["relevance", "popular", "newest", "rating", "price", "price_desc"]
 
-# Must stay identical to the expression of the `courses_fts_idx` index (migration 0008), with
-# the columns qualified; PostgreSQL matches the parsed expressions, so the index is used.
-PG_DOCUMENT = (
-    "setweight(to_tsvector('english', courses.title), 'A') || "
-    "setweight(to_tsvector('english', courses.subtitle || ' ' || courses.tags_text), 'B') || "
-    "setweight(to_tsvector('english', courses.description), 'C')"
-)
+# PostgreSQL: each course's weighted document (title A; subtitle and tags B; description C),
+# a stored generated column with a GIN index (migrations 0008 and 0012; no model column, so
+# the ORM never writes it).
+PG_DOCUMENT = "courses.search_fts"
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_WORDS = 12
 
@@ -50,9 +66,119 @@ class SearchResult:
     total: int
 
 
+# Listing pages are kept this long by the process that served them (ListingCache); 0: never.
+LISTING_CACHE_SECONDS = 5.0
+LISTING_CACHE_ENTRIES = 512
+# Tables whose rows show on a listing page (cards, their order, the total): a write to any of
+# them through this process empties the cache.
+LISTING_TABLES = frozenset(
+    {"courses", "course_tags", "course_sections", "course_lessons", "videos", "users"}
+)
+
+ListingKey = tuple[tuple[str, ...], str | None, str | None, str, int, int]
+
+
+class ListingCache:
+    """Catalog pages this process served in the last few seconds, by query.
+
+    The catalog is read far more than it is written, and the same searches come back (the
+    first page of the catalog, popular words), while ranking full-text matches is the most
+    expensive query of the hub. What a cached page may miss, and for how long:
+
+    * writes through this process: nothing. The engine reports every INSERT, UPDATE and
+      DELETE of a listing table (``LISTING_TABLES``) when it runs and again when its
+      transaction commits, and each report empties the cache. (A search that read the
+      database in the moment between a writer's report and its commit may keep the old page
+      for up to ``ttl``; SQL sent as plain text is not seen.)
+    * writes through other hub processes: at most ``ttl`` seconds.
+
+    So a sale's enrollment count and a new rating reach other hubs' listings within ``ttl``.
+    Concurrent misses of one query wait for a single database query. At most ``max_entries``
+    pages are kept; the least recently used go first.
+    """
+
+    def __init__(
+        self,
+        ttl: float = LISTING_CACHE_SECONDS,
+        max_entries: int = LISTING_CACHE_ENTRIES,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = ttl
+        self._max = max_entries
+        self._now = now
+        self._generation = 0
+        self._pages: OrderedDict[ListingKey, tuple[float, SearchResult]] = OrderedDict()
+        self._loading: dict[ListingKey, asyncio.Future[SearchResult]] = {}
+
+    def clear(self) -> None:
+        self._generation += 1
+        self._pages.clear()
+
+    def watch(self, engine: AsyncEngine) -> None:
+        """Empty the cache on every write of a listing table through ``engine``."""
+        event.listen(engine.sync_engine, "after_execute", self._after_execute)
+        event.listen(engine.sync_engine, "commit", self._on_commit)
+
+    def _after_execute(self, conn: Connection, statement: Any, *_: Any) -> None:
+        table = getattr(statement, "table", None) if isinstance(statement, UpdateBase) else None
+        if table is not None and getattr(table, "name", None) in LISTING_TABLES:
+            conn.info[_WROTE_LISTING] = True
+            self.clear()
+
+    def _on_commit(self, conn: Connection) -> None:
+        if conn.info.pop(_WROTE_LISTING, False):
+            self.clear()
+
+    async def get(
+        self, key: ListingKey, load: Callable[[], Awaitable[SearchResult]]
+    ) -> SearchResult:
+        """The cached page for ``key``, or what ``load`` returns (then cached)."""
+        if self.ttl <= 0:
+            return await load()
+        cached = self._pages.get(key)
+        if cached is not None and cached[0] > self._now():
+            self._pages.move_to_end(key)
+            return cached[1]
+        loading = self._loading.get(key)
+        if loading is not None:
+            try:
+                return await asyncio.shield(loading)
+            except asyncio.CancelledError:
+                if not loading.cancelled():
+                    raise  # this request was cancelled, not the one loading the page
+            return await self.get(key, load)
+        generation = self._generation
+        started = self._now()
+        future: asyncio.Future[SearchResult] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            result = await load()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: the waiters, if any, raise it themselves
+            raise
+        finally:
+            del self._loading[key]
+        future.set_result(result)
+        if generation == self._generation:  # no write happened while it was read
+            self._pages[key] = (started + self.ttl, result)
+            self._pages.move_to_end(key)
+            while len(self._pages) > self._max:
+                self._pages.popitem(last=False)
+        return result
+
+
+_WROTE_LISTING = "cohort_wrote_listing"
+
+
 class CourseSearch:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, cache: ListingCache | None = None) -> None:
         self._db = db
+        self.cache = cache or ListingCache()
+        self.cache.watch(db.engine)
 
     async def search(
         self,
@@ -64,69 +190,61 @@ class CourseSearch:
         page: int,
         page_size: int,
     ) -> SearchResult:
+        """A page of published courses (served from ``ListingCache`` when it was read in the
+        last few seconds)."""
         words = query_words(q or "")
         sort = sort or ("relevance" if words else "popular")
+        key = (tuple(words), tag.lower() if tag else None, level, sort, page, page_size)
+        return await self.cache.get(
+            key,
+            functools.partial(
+                self._search, words, tag=tag, level=level, sort=sort, page=page, page_size=page_size
+            ),
+        )
+
+    async def _search(
+        self,
+        words: list[str],
+        *,
+        tag: str | None,
+        level: str | None,
+        sort: Sort,
+        page: int,
+        page_size: int,
+    ) -> SearchResult:
         postgres = self._db.engine.dialect.name == "postgresql"
-        query: Select[Any] = select(Course.id).where(Course.status == "published")
+        listing, count = _listing(postgres, bool(words), bool(level), bool(tag), sort)
+        params: dict[str, Any] = {"limit": page_size, "offset": (page - 1) * page_size}
         if level:
-            query = query.where(Course.level == level)
+            params["level"] = level
         if tag:
-            query = query.where(
-                exists().where(CourseTag.course_id == Course.id, CourseTag.tag == tag.lower())
-            )
-        rank: Any = None
+            params["tag"] = tag.lower()
         if words:
-            if postgres:
-                tsquery = func.to_tsquery(
-                    literal_column("'english'::regconfig"), " & ".join(f"{w}:*" for w in words)
-                )
-                document: Any = literal_column(f"({PG_DOCUMENT})")
-                query = query.where(document.op("@@")(tsquery))
-                rank = -func.ts_rank_cd(document, tsquery)
-            else:
-                hits = (
-                    text(
-                        "SELECT rowid AS id, bm25(courses_fts, 10.0, 4.0, 4.0, 1.0) AS rank "
-                        "FROM courses_fts WHERE courses_fts MATCH :match"
-                    )
-                    .bindparams(match=" ".join(f'"{w}"*' for w in words))
-                    .columns(id=Integer, rank=Float)
-                    .subquery("hits")
-                )
-                query = query.join(hits, hits.c.id == Course.id)
-                rank = hits.c.rank  # bm25: lower is better
-        order: list[Any]
-        if sort == "relevance" and rank is not None:
-            order = [rank, Course.enrollment_count.desc(), Course.id.desc()]
-        elif sort == "newest":
-            order = [Course.published_at.desc(), Course.id.desc()]
-        elif sort == "rating":
-            average = Course.rating_total * 1.0 / func.nullif(Course.rating_count, 0)
-            order = [average.desc().nulls_last(), Course.rating_count.desc(), Course.id.desc()]
-        elif sort == "price":
-            order = [Course.price.asc(), Course.id.asc()]
-        elif sort == "price_desc":
-            order = [Course.price.desc(), Course.id.desc()]
-        else:  # popular, or relevance without words
-            order = [Course.enrollment_count.desc(), Course.id.desc()]
-        async with self._db.sessions() as s:
-            total = await s.scalar(select(func.count()).select_from(query.subquery()))
-            ids = list(
-                await s.scalars(
-                    query.order_by(*order).limit(page_size).offset((page - 1) * page_size)
-                )
+            params["match"] = (
+                " & ".join(f"{w}:*" for w in words)
+                if postgres
+                else " ".join(f'"{w}"*' for w in words)
             )
-            cards = await cards_for(s, ids)
-        return SearchResult(cards, int(total or 0))
+        # Reads outside a transaction on PostgreSQL; the page and its total in one statement.
+        async with self._db.read_sessions() as s:
+            rows = (await s.execute(listing, params)).all()
+            if rows:
+                total = int(rows[0].total)
+            elif page == 1:
+                total = 0
+            else:  # past the last page: the window count had no row to ride on
+                total = int(await s.scalar(count, params) or 0)
+            cards = await cards_for(s, [row.id for row in rows])
+        return SearchResult(cards, total)
 
     async def card(self, course_id: int) -> CourseCard:
-        async with self._db.sessions() as s:
+        async with self._db.read_sessions() as s:
             cards = await cards_for(s, [course_id])
         return cards[0]
 
     async def tags(self, limit: int = 50) -> list[tuple[str, int]]:
         """Tags of published courses, most used first."""
-        async with self._db.sessions() as s:
+        async with self._db.read_sessions() as s:
             rows = (
                 await s.execute(
                     select(CourseTag.tag, func.count())
@@ -140,30 +258,86 @@ class CourseSearch:
         return [(tag, int(n)) for tag, n in rows]
 
 
+# The card statements, built once.
+_CARD_COURSES = (
+    select(Course, User)
+    .join(User, User.id == Course.owner_id)
+    .where(Course.id.in_(bindparam("ids", expanding=True)))
+)
+_CARD_LESSONS = (
+    select(Lesson.course_id, Lesson.video_id, Video.duration, Video.status)
+    .join(Section, Section.id == Lesson.section_id)
+    .outerjoin(Video, Video.id == Lesson.video_id)
+    .where(Lesson.course_id.in_(bindparam("ids", expanding=True)))
+    .order_by(Lesson.course_id, Section.position, Lesson.position)
+)
+
+
+@functools.lru_cache(maxsize=128)
+def _listing(
+    postgres: bool, words: bool, level: bool, tag: bool, sort: Sort
+) -> tuple[Select[Any], Select[Any]]:
+    """The statements of one shape of search: (the page's ids, each with the total count) and
+    (the count alone), with bound parameters ``match``, ``level``, ``tag``, ``limit`` and
+    ``offset``. Built once per shape: building and keying a statement costs about as much CPU
+    as running it."""
+    query: Select[Any] = select(Course.id).where(Course.status == "published")
+    if level:
+        query = query.where(Course.level == bindparam("level"))
+    if tag:
+        query = query.where(
+            exists().where(CourseTag.course_id == Course.id, CourseTag.tag == bindparam("tag"))
+        )
+    rank: Any = None
+    if words:
+        if postgres:
+            tsquery = func.to_tsquery(
+                literal_column("'english'::regconfig"), bindparam("match", type_=String)
+            )
+            document: Any = literal_column(PG_DOCUMENT)
+            query = query.where(document.op("@@")(tsquery))
+            rank = -func.ts_rank_cd(document, tsquery)
+        else:
+            hits = (
+                text(
+                    "SELECT rowid AS id, bm25(courses_fts, 10.0, 4.0, 4.0, 1.0) AS rank "
+                    "FROM courses_fts WHERE courses_fts MATCH :match"
+                )
+                .columns(id=Integer, rank=Float)
+                .subquery("hits")
+            )
+            query = query.join(hits, hits.c.id == Course.id)
+            rank = hits.c.rank  # bm25: lower is better
+    order: list[Any]
+    if sort == "relevance" and rank is not None:
+        order = [rank, Course.enrollment_count.desc(), Course.id.desc()]
+    elif sort == "newest":
+        order = [Course.published_at.desc(), Course.id.desc()]
+    elif sort == "rating":
+        average = Course.rating_total * 1.0 / func.nullif(Course.rating_count, 0)
+        order = [average.desc().nulls_last(), Course.rating_count.desc(), Course.id.desc()]
+    elif sort == "price":
+        order = [Course.price.asc(), Course.id.asc()]
+    elif sort == "price_desc":
+        order = [Course.price.desc(), Course.id.desc()]
+    else:  # popular, or relevance without words
+        order = [Course.enrollment_count.desc(), Course.id.desc()]
+    page = (
+        query.add_columns(func.count().over().label("total"))
+        .order_by(*order)
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
+    )
+    return page, select(func.count()).select_from(query.subquery())
+
+
 async def cards_for(s: AsyncSession, ids: list[int]) -> list[CourseCard]:
     """Card data for these courses, in the order given: owner, lesson count, video duration
     and the cover video (the first lesson video that is ready)."""
     if not ids:
         return []
-    courses = {
-        c.id: (c, u)
-        for c, u in (
-            await s.execute(
-                select(Course, User)
-                .join(User, User.id == Course.owner_id)
-                .where(Course.id.in_(ids))
-            )
-        ).all()
-    }
-    rows = (
-        await s.execute(
-            select(Lesson.course_id, Lesson.video_id, Video.duration, Video.status)
-            .join(Section, Section.id == Lesson.section_id)
-            .outerjoin(Video, Video.id == Lesson.video_id)
-            .where(Lesson.course_id.in_(ids))
-            .order_by(Lesson.course_id, Section.position, Lesson.position)
-        )
-    ).all()
+    courses = {c.id: (c, u) for c, u in (await s.execute(_CARD_COURSES, {"ids": ids})).all()}
+    rows = (await s.execute(_CARD_LESSONS, {"ids": ids})).all()
     lessons: dict[int, int] = {}
     duration: dict[int, float] = {}
     cover: dict[int, str] = {}

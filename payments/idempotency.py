@@ -11,7 +11,9 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, select
+from sqlalchemy import Row, bindparam, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from hub.clock import Clock
@@ -42,6 +44,33 @@ class ReplayedRefusal(CohortError):
 
 
 MAX_KEY_LENGTH = 255
+
+
+def _claim(insert: Any) -> Any:
+    # The same key racing in from another request: one inserts, the other reads.
+    return (
+        insert(IdempotencyRecord)
+        .on_conflict_do_nothing(index_elements=["user_id", "key"])
+        .returning(IdempotencyRecord.id)
+    )
+
+
+# Statements of every money-moving request, built once (building and keying a statement costs
+# about as much CPU as running it).
+_CLAIM_POSTGRES = _claim(pg_insert)
+_CLAIM_SQLITE = _claim(sqlite_insert)
+_THIS_KEY = (
+    IdempotencyRecord.user_id == bindparam("record_user"),
+    IdempotencyRecord.key == bindparam("record_key"),
+)
+_EARLIER = select(
+    IdempotencyRecord.fingerprint,
+    IdempotencyRecord.status,
+    IdempotencyRecord.body,
+    IdempotencyRecord.content_type,
+).where(*_THIS_KEY)
+# Sets the columns its parameters name (status, body, content_type).
+_STORE = update(IdempotencyRecord).where(*_THIS_KEY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,29 +111,7 @@ class IdempotencyKeys:
                     )
                 ]
             )
-        now = self._clock.now()
-        try:
-            async with self._db.transaction() as s:
-                existing = await s.scalar(
-                    select(IdempotencyRecord).where(
-                        IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
-                    )
-                )
-                if existing is None:
-                    s.add(
-                        IdempotencyRecord(
-                            user_id=user_id,
-                            key=key,
-                            fingerprint=request_fingerprint,
-                            status=0,
-                            body=b"",
-                            created_at=now,
-                        )
-                    )
-        except IntegrityError:
-            raise Conflict(
-                "A request with this Idempotency-Key is still being processed."
-            ) from None
+        existing = await self._claim(user_id, key, request_fingerprint)
         if existing is not None:
             if existing.fingerprint != request_fingerprint:
                 raise Conflict("This Idempotency-Key was already used for a different request.")
@@ -138,25 +145,59 @@ class IdempotencyKeys:
         await self._store(user_id, key, response)
         return response
 
+    async def _claim(
+        self, user_id: int, key: str, request_fingerprint: str
+    ) -> Row[str, int, bytes, str] | None:
+        """Record the key as being processed; returns None when this request claimed it, else
+        the earlier record (fingerprint, status, body, content_type).
+
+        Raises:
+            Conflict: the record could not be written (a race with the same key).
+        """
+        params = {
+            "user_id": user_id,
+            "key": key,
+            "fingerprint": request_fingerprint,
+            "status": 0,
+            "body": b"",
+            "content_type": "application/json",
+            "created_at": self._clock.now(),
+        }
+        claim = _CLAIM_SQLITE if self._db.is_sqlite else _CLAIM_POSTGRES
+        try:
+            # Single statements outside a transaction on PostgreSQL: two round trips fewer on
+            # every money-moving request.
+            async with self._db.connect(writes=True) as conn:
+                if (await conn.execute(claim, params)).first() is not None:
+                    return None
+                existing = (
+                    await conn.execute(_EARLIER, {"record_user": user_id, "record_key": key})
+                ).first()
+        except IntegrityError:
+            existing = None
+        if existing is None:
+            # Claimed by another request and forgotten again in between, or refused by the
+            # database: either way the key was busy a moment ago.
+            raise Conflict("A request with this Idempotency-Key is still being processed.")
+        return existing
+
     async def _store(self, user_id: int, key: str, response: StoredResponse) -> None:
-        async with self._db.transaction() as s:
-            record = await s.scalar(
-                select(IdempotencyRecord).where(
-                    IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
-                )
+        async with self._db.connect(writes=True) as conn:
+            await conn.execute(
+                _STORE,
+                {
+                    "record_user": user_id,
+                    "record_key": key,
+                    "status": response.status,
+                    "body": response.body,
+                    "content_type": response.content_type,
+                },
             )
-            if record is not None:
-                record.status = response.status
-                record.body = response.body
-                record.content_type = response.content_type
 
     async def _forget(self, user_id: int, key: str) -> None:
-        async with self._db.transaction() as s:
-            await s.execute(
-                delete(IdempotencyRecord).where(
-                    IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
-                )
-            )
+        record = IdempotencyRecord
+        async with self._db.connect(writes=True) as conn:
+            await conn.execute(delete(record).where(record.user_id == user_id, record.key == key))
 
     async def expire(self) -> None:
         async with self._db.transaction() as s:
