@@ -597,7 +597,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     async with hubbench.bench_database() as url:
         with hubbench.data_dir() as data:
             env = HubEnv(url, data, extra={"COHORT_LOG_LEVEL": args.hub_log_level})
-            done = hubbench.cohort(env, "migrate")
+            done = hubbench.cohort(env, "migrate", code=hubbench.hub_code(args.code))
             if done.returncode != 0:
                 raise BenchError(f"cohort migrate failed:\n{done.stderr[-2000:]}")
             note(f"seeding {args.courses} courses (SQLAlchemy Core) ...")

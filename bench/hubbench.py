@@ -208,11 +208,17 @@ class HubEnv:
         return overrides
 
 
-def cohort(env: HubEnv, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run one ``cohort`` command against the benchmark database."""
+def cohort(
+    env: HubEnv, *args: str, timeout: float = 300, code: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run one ``cohort`` command against the benchmark database (from ``code``'s packages
+    when given, as the hub of ``--code`` runs)."""
+    environ = env.environ()
+    if code is not None:
+        environ["PYTHONPATH"] = str(code)
     return subprocess.run(
         [str(BIN / "cohort"), *args],
-        env=env.environ(),
+        env=environ,
         capture_output=True,
         text=True,
         timeout=timeout,

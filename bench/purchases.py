@@ -372,7 +372,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     "COHORT_LOG_LEVEL": args.hub_log_level,
                 },
             )
-            done = hubbench.cohort(env, "migrate")
+            done = hubbench.cohort(env, "migrate", code=hubbench.hub_code(args.code))
             if done.returncode != 0:
                 raise BenchError(f"cohort migrate failed:\n{done.stderr[-2000:]}")
             started = time.monotonic()
@@ -428,7 +428,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     url, plan, args.clients, args.peer_seconds, TEACHER_SHARE_PERCENT
                 )
                 peer_result["background_cores_before"] = peer_background
-            verify = hubbench.cohort(env, "ledger", "verify")
+            verify = hubbench.cohort(env, "ledger", "verify", code=hubbench.hub_code(args.code))
     created = warm.statuses.get("201", 0) + samples.statuses.get("201", 0)
     report["results"] = {
         "purchases": hubbench.summarize(samples, window),

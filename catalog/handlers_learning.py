@@ -11,7 +11,7 @@ from aiohttp import web
 from pydantic import AfterValidator, BaseModel, Field
 
 from catalog.learning import LearningItem, LessonAccess, ProgressView
-from catalog.search import CourseCard, Sort
+from catalog.search import CourseCard, SearchResult, Sort
 from catalog.services import CATALOG
 from catalog.stats import BUCKET_SECONDS
 from hub.api import Api, RequestModel, path_int
@@ -272,23 +272,32 @@ def register_learning_routes(api: Api) -> None:
         auth=False,
         tags=("courses",),
     )
-    async def list_courses(request: web.Request, query: CatalogQuery) -> CatalogPage:
+    async def list_courses(request: web.Request, query: CatalogQuery) -> web.Response:
         """Full-text search (every word as a prefix), tag and level filters; sorted by
         relevance (default with `q`), popularity (default), newest, rating or price."""
-        result = await request.app[CATALOG].search.search(
+
+        def render(result: SearchResult) -> bytes:
+            return (
+                CatalogPage(
+                    items=[card_out(c) for c in result.cards],
+                    page=query.page,
+                    page_size=query.page_size,
+                    total=result.total,
+                )
+                .model_dump_json()
+                .encode()
+            )
+
+        body = await request.app[CATALOG].search.search(
             q=query.q,
             tag=query.tag,
             level=query.level,
             sort=query.sort,
             page=query.page,
             page_size=query.page_size,
+            render=render,
         )
-        return CatalogPage(
-            items=[card_out(c) for c in result.cards],
-            page=query.page,
-            page_size=query.page_size,
-            total=result.total,
-        )
+        return web.Response(body=body, content_type="application/json")
 
     @api.route(
         "GET",

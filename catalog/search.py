@@ -107,8 +107,8 @@ class ListingCache:
         self._max = max_entries
         self._now = now
         self._generation = 0
-        self._pages: OrderedDict[ListingKey, tuple[float, SearchResult]] = OrderedDict()
-        self._loading: dict[ListingKey, asyncio.Future[SearchResult]] = {}
+        self._pages: OrderedDict[ListingKey, tuple[float, bytes]] = OrderedDict()
+        self._loading: dict[ListingKey, asyncio.Future[bytes]] = {}
 
     def clear(self) -> None:
         self._generation += 1
@@ -129,9 +129,7 @@ class ListingCache:
         if conn.info.pop(_WROTE_LISTING, False):
             self.clear()
 
-    async def get(
-        self, key: ListingKey, load: Callable[[], Awaitable[SearchResult]]
-    ) -> SearchResult:
+    async def get(self, key: ListingKey, load: Callable[[], Awaitable[bytes]]) -> bytes:
         """The cached page for ``key``, or what ``load`` returns (then cached)."""
         if self.ttl <= 0:
             return await load()
@@ -149,7 +147,7 @@ class ListingCache:
             return await self.get(key, load)
         generation = self._generation
         started = self._now()
-        future: asyncio.Future[SearchResult] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._loading[key] = future
         try:
             result = await load()
@@ -189,18 +187,22 @@ class CourseSearch:
         sort: Sort | None,
         page: int,
         page_size: int,
-    ) -> SearchResult:
-        """A page of published courses (served from ``ListingCache`` when it was read in the
-        last few seconds)."""
+        render: Callable[[SearchResult], bytes],
+    ) -> bytes:
+        """A page of published courses as ``render`` serializes it, served from
+        ``ListingCache`` when the same page was rendered in the last few seconds (a hit costs
+        neither the database nor the serialization)."""
         words = query_words(q or "")
         sort = sort or ("relevance" if words else "popular")
         key = (tuple(words), tag.lower() if tag else None, level, sort, page, page_size)
-        return await self.cache.get(
-            key,
-            functools.partial(
-                self._search, words, tag=tag, level=level, sort=sort, page=page, page_size=page_size
-            ),
-        )
+
+        async def load() -> bytes:
+            result = await self._search(
+                words, tag=tag, level=level, sort=sort, page=page, page_size=page_size
+            )
+            return render(result)
+
+        return await self.cache.get(key, load)
 
     async def _search(
         self,
