@@ -17,6 +17,7 @@ import logging
 import re
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -43,6 +44,9 @@ CLOSE_REVOKED = 4401
 MAX_CHANNELS_PER_CONNECTION = 200
 MAX_BAD_FRAMES = 10
 REPLAY_PAGE = 500
+# Cards (name, colour) of online users kept for presence lists: how many, and for how long.
+PEOPLE_CACHED = 50_000
+PEOPLE_TTL = 60.0
 # Broker channel of the gateway's own control messages (evictions), heard by every hub.
 CONTROL_CHANNEL = "gateway-control"
 
@@ -203,7 +207,13 @@ class Gateway:
         self.connections: set[Connection] = set()
         # channel -> user id -> local connections (presence counts users, not tabs)
         self._present: dict[str, dict[int, int]] = {}
+        # user id -> (their card in presence lists, monotonic time it was read): a big room's
+        # subscribers all ask who is online, and reading every member anew for each of them
+        # made joining a room of 2,000 quadratic in database work.
+        self._people: OrderedDict[int, tuple[dict[str, Any], float]] = OrderedDict()
         self.hooks_on_disconnect: list[Callable[[Connection], Awaitable[None]]] = []
+        # After a connection left a channel (unsubscribed, evicted or disconnected).
+        self.hooks_on_leave: list[Callable[[User, str], Awaitable[None]]] = []
 
     # Wiring -------------------------------------------------------------------------------
 
@@ -428,6 +438,7 @@ class Gateway:
         users = self._present.setdefault(channel, {})
         users[user.id] = users.get(user.id, 0) + 1
         if users[user.id] == 1:
+            self._remember(user, time.monotonic())
             await self._presence.join(channel, user.id)
             await self.publish_ephemeral(
                 channel, {"type": "presence", "event": "join", "user": _person(user)}
@@ -448,13 +459,36 @@ class Gateway:
             channel, {"type": "presence", "event": "leave", "user": _person(user)}
         )
 
+    async def online_ids(self, channel: str) -> set[int]:
+        """Ids of the users connected to a channel with presence, on any hub."""
+        return set(await self._presence.online(channel))
+
     async def online(self, channel: str) -> list[dict[str, Any]]:
-        ids = await self._presence.online(channel)
+        """Cards of the users online in a channel, by id. A card may be up to
+        ``PEOPLE_TTL`` seconds old (a renamed user shows under the old name that long)."""
+        ids = sorted(set(await self._presence.online(channel)))
         if not ids:
             return []
-        async with self._db.sessions() as s:
-            users = list(await s.scalars(select(User).where(User.id.in_(ids))))
-        return [_person(u) for u in sorted(users, key=lambda u: u.id)]
+        now = time.monotonic()
+        cards: dict[int, dict[str, Any]] = {}
+        for user_id in ids:
+            known = self._people.get(user_id)
+            if known is not None and known[1] > now - PEOPLE_TTL:
+                cards[user_id] = known[0]
+        missing = [i for i in ids if i not in cards]
+        if missing:
+            async with self._db.sessions() as s:
+                for user in await s.scalars(select(User).where(User.id.in_(missing))):
+                    cards[user.id] = self._remember(user, now)
+        return [cards[i] for i in ids if i in cards]
+
+    def _remember(self, user: User, now: float) -> dict[str, Any]:
+        card = _person(user)
+        self._people[user.id] = (card, now)
+        self._people.move_to_end(user.id)
+        while len(self._people) > PEOPLE_CACHED:
+            self._people.popitem(last=False)
+        return card
 
     async def _keep_presence(self) -> None:
         while True:
@@ -686,6 +720,11 @@ class Gateway:
         policy = self.policy_for(channel)
         if policy is not None and policy.presence:
             await self._present_leave(channel, conn.user)
+        for hook in self.hooks_on_leave:
+            try:
+                await hook(conn.user, channel)
+            except Exception:
+                log.exception("leave hook failed", extra={"channel": channel})
 
     async def _op_publish(self, conn: Connection, frame: dict[str, Any], ref: Any) -> None:
         channel = self._channel_of(frame)
