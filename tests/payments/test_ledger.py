@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hub.clock import SystemClock
 from hub.db import Database
-from hub.errors import Conflict
+from hub.errors import CohortError, Conflict
 from hub.identity.models import User
 from hub.services import HUB
 from payments.handlers import PAYMENTS
@@ -328,10 +328,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 postings = [Posting(wallet.id, -price), Posting(revenue.id, price - share)]
                 if share:
                     postings.append(Posting(teacher_wallet.id, share))
-                try:
-                    await self.ledger.post(s, kind="purchase", postings=postings)
-                except InsufficientFunds:
-                    return StoredResponse(402, b"{}", "application/problem+json")
+                # A refusal propagates, as in the purchase handler: the keys store it.
+                await self.ledger.post(s, kind="purchase", postings=postings)
             moved.append(price)
             return StoredResponse(201, b"{}", "application/json")
 
@@ -340,6 +338,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 return await self.keys.run(buyer, key, fingerprint, operation)
             except Conflict:
                 return None
+            except CohortError as refusal:  # the first refusal, or its replay
+                return StoredResponse(refusal.status, b"", "application/problem+json")
 
         response = self.run(go())
         first = self.key_uses.get((buyer, key))
