@@ -215,31 +215,40 @@ async def wait_for_quiet(within: float, threshold: float = 0.3) -> float:
 # The Socket.IO peer -------------------------------------------------------------------------
 
 
-def ensure_peer() -> dict[str, str]:
-    """``npm ci`` from the committed lock (again whenever the lock changes); the versions."""
-    lock = PEER_DIR / "package-lock.json"
+def npm_packages(directory: Path, packages: tuple[str, ...], what: str) -> dict[str, str]:
+    """``npm ci`` in ``directory`` from its committed lock (again whenever the lock changes);
+    the versions of node and of ``packages``."""
+    lock = directory / "package-lock.json"
     digest = hashlib.sha256(lock.read_bytes()).hexdigest()
-    stamp = PEER_DIR / "node_modules" / ".fanout-lock-sha256"
+    stamp = directory / "node_modules" / ".lock-sha256"
     if not stamp.is_file() or stamp.read_text().strip() != digest:
-        note("installing the Socket.IO peer: npm ci in bench/fanout ...")
+        note(f"installing {what}: npm ci in {directory.name} ...")
         done = subprocess.run(
             ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=PEER_DIR,
+            cwd=directory,
             capture_output=True,
             text=True,
             timeout=600,
             check=False,
         )
         if done.returncode != 0:
-            raise BenchError(f"npm ci failed in {PEER_DIR}:\n{done.stderr.strip()[-2000:]}")
+            raise BenchError(f"npm ci failed in {directory}:\n{done.stderr.strip()[-2000:]}")
         stamp.write_text(digest)
     versions = {
         "node": subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
     }
-    for package in ("socket.io", "@socket.io/redis-adapter", "redis", "ws", "engine.io"):
-        meta = json.loads((PEER_DIR / "node_modules" / package / "package.json").read_text())
+    for package in packages:
+        meta = json.loads((directory / "node_modules" / package / "package.json").read_text())
         versions[package] = meta["version"]
     return versions
+
+
+def ensure_peer() -> dict[str, str]:
+    return npm_packages(
+        PEER_DIR,
+        ("socket.io", "@socket.io/redis-adapter", "redis", "ws", "engine.io"),
+        "the Socket.IO peer",
+    )
 
 
 # Database and seeding -----------------------------------------------------------------------

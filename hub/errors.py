@@ -32,6 +32,7 @@ class ErrorCode(StrEnum):
     ALREADY_SUBSCRIBED = "already_subscribed"
     NOT_SUBSCRIBED = "not_subscribed"
     TOO_MANY_CHANNELS = "too_many_channels"
+    STALE = "stale"
     INTERNAL = "internal_error"
     UNAVAILABLE = "unavailable"
 

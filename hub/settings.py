@@ -86,6 +86,28 @@ class Settings(BaseSettings):
     payment_webhook_secret: str | None = Field(
         default=None, min_length=16, description="signs provider webhooks; derived when unset"
     )
+    watch_party_idle_end: float = Field(
+        default=300.0,
+        ge=1.0,
+        le=86_400.0,
+        description="seconds a watch party may have nobody connected before it ends",
+    )
+    janus_url: str | None = Field(
+        default=None,
+        description="Janus HTTP API (e.g. http://127.0.0.1:8088/janus): the SFU for large calls",
+    )
+    janus_public_url: str | None = Field(
+        default=None, description="the Janus API URL as browsers reach it; janus_url when unset"
+    )
+    janus_admin_secret: str | None = Field(
+        default=None, description="the VideoRoom plugin's admin_key (needed to create rooms)"
+    )
+    janus_api_secret: str | None = Field(
+        default=None, description="Janus's api_secret, when its general section sets one"
+    )
+    call_mesh_max: int = Field(
+        default=4, ge=2, le=16, description="largest call run as a mesh; more moves to the SFU"
+    )
     ws_send_queue: int = Field(
         default=1024,
         ge=16,
@@ -94,6 +116,46 @@ class Settings(BaseSettings):
     )
     ws_max_frame_bytes: int = Field(
         default=64 * 1024, ge=1024, le=16 << 20, description="largest frame a client may send"
+    )
+    kernel_gateway_url: str | None = Field(
+        default=None,
+        description="a Jupyter server or Enterprise Gateway for kernels; unset: a local one",
+    )
+    kernel_gateway_token: str | None = Field(
+        default=None, description="token of the kernel gateway (Authorization: token …)"
+    )
+    kernel_name: str | None = Field(
+        default=None,
+        description="kernel spec to start; default the sandboxed cohort-python (python3 remote)",
+    )
+    kernels_dir: Path | None = Field(
+        default=None, description="local kernels' working directories; default data_dir/kernels"
+    )
+    kernel_python: str | None = Field(
+        default=None, description="interpreter of local kernels (with ipykernel); default the hub's"
+    )
+    kernel_cpu_seconds: int = Field(default=5, ge=1, description="CPU seconds per run")
+    kernel_cpu_total_seconds: int = Field(
+        default=600, ge=1, description="CPU seconds over a kernel's life (then it restarts)"
+    )
+    kernel_memory_bytes: int = Field(
+        default=1 << 30, ge=64 << 20, description="address space of a kernel process"
+    )
+    kernel_processes: int = Field(
+        default=64, ge=8, description="processes and threads of one project's kernel"
+    )
+    kernel_file_bytes: int = Field(default=1 << 20, ge=1024, description="largest file written")
+    kernel_output_bytes: int = Field(
+        default=1 << 20, ge=1024, description="output kept per run; the rest is cut"
+    )
+    kernel_run_seconds: float = Field(
+        default=60.0, gt=0, description="wall time of a run before it is stopped"
+    )
+    kernel_idle_seconds: float = Field(
+        default=600.0, gt=0, description="an idle kernel is shut down after this long"
+    )
+    kernel_uid_base: int = Field(
+        default=200_000, ge=1000, description="local kernels run as uid base + project id"
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
@@ -119,6 +181,13 @@ class Settings(BaseSettings):
             raise ValueError("use redis://host:port/db")
         return value or None
 
+    @field_validator("kernel_gateway_url")
+    @classmethod
+    def _gateway_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else None
+
     @field_validator("public_base_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
@@ -134,6 +203,8 @@ class Settings(BaseSettings):
             object.__setattr__(self, "database_url", f"sqlite+aiosqlite:///{db_file}")
         if self.media_dir is None:
             object.__setattr__(self, "media_dir", self.data_dir / "media")
+        if self.kernels_dir is None:
+            object.__setattr__(self, "kernels_dir", self.data_dir / "kernels")
         if self.storage == "cloudinary" and not self.cloudinary_url:
             raise ValueError("COHORT_CLOUDINARY_URL is required when COHORT_STORAGE=cloudinary")
         if self.cookie_secure is None:
@@ -150,6 +221,11 @@ class Settings(BaseSettings):
     def media_root(self) -> Path:
         assert self.media_dir is not None
         return self.media_dir
+
+    @property
+    def kernels_root(self) -> Path:
+        assert self.kernels_dir is not None
+        return self.kernels_dir
 
     @property
     def is_sqlite(self) -> bool:

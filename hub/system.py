@@ -102,6 +102,8 @@ def add_web_routes(app: web.Application, dist: Path) -> None:
     app.router.add_get("/api/docs", _page(dist / "api-docs.html"))
     if (dist / "assets").is_dir():
         app.router.add_static("/assets/", dist / "assets", append_version=False)
+    # The embeddable editor (`/embed/projects/{id}`): its own small page, for iframes.
+    app.router.add_get("/embed/{tail:.*}", _page(dist / "embed.html"))
     app.router.add_get("/{tail:(?!api/).*}", _page(dist / "index.html"))
 
 
@@ -118,6 +120,9 @@ def _page(path: Path) -> Handler:
             )
         response = web.FileResponse(path)
         response.headers["Cache-Control"] = "no-cache"
+        # Our own pages (a lesson embedding `/embed/…`) may frame these pages; other sites may
+        # not, so nobody can overlay the app on a page of theirs (clickjacking).
+        response.headers["Content-Security-Policy"] = "frame-ancestors 'self'"
         return response
 
     return page

@@ -1,10 +1,12 @@
-"""IDE tables: projects, their invited members, and the update log of every Yjs document."""
+"""IDE tables: projects, their invited members, the update log of every Yjs document, and
+kernel runs."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, LargeBinary, String
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import Base, BigId, UTCDateTime
@@ -55,3 +57,27 @@ class DocumentUpdate(Base):
     doc: Mapped[str] = mapped_column(String(200), index=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class KernelRun(Base):
+    """One run of a file or a piece of code in a project's kernel, with what it printed."""
+
+    __tablename__ = "kernel_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    path: Mapped[str | None] = mapped_column(String(500), default=None)
+    code: Mapped[str | None] = mapped_column(Text, default=None)
+    # queued | running | ok | error | interrupted | limit
+    status: Mapped[str] = mapped_column(String(16))
+    outputs: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    output_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

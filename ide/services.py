@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ide.documents import DocumentServer
+from ide.kernels import Kernels
 from ide.projects import Projects
 from ide.tickets import DocumentTickets
 
@@ -16,6 +17,7 @@ class IdeServices:
     projects: Projects
     documents: DocumentServer
     tickets: DocumentTickets
+    kernels: Kernels
 
 
 IDE = web.AppKey("ide", IdeServices)

@@ -20,6 +20,8 @@ export default defineConfig({
       input: {
         main: resolve(import.meta.dirname, "index.html"),
         "api-docs": resolve(import.meta.dirname, "api-docs.html"),
+        // `/embed/projects/{id}`: the editor alone, for iframes (the hub serves it for /embed/*).
+        embed: resolve(import.meta.dirname, "embed.html"),
       },
     },
   },
@@ -32,6 +34,8 @@ export default defineConfig({
       "/media": { target: apiTarget, changeOrigin: false },
       // The sandbox payment provider's checkout page (top-ups).
       "/sandbox": { target: apiTarget, changeOrigin: false },
+      // Shared documents (y-websocket) of the IDE.
+      "/yjs": { target: apiTarget, changeOrigin: false, ws: true },
     },
   },
 });

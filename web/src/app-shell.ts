@@ -25,6 +25,7 @@ import "./pages/lesson-page.ts";
 import "./pages/login-page.ts";
 import "./pages/not-found-page.ts";
 import "./pages/profile-page.ts";
+import "./pages/projects-page.ts";
 import "./pages/shop-page.ts";
 import "./pages/signup-page.ts";
 import "./pages/studio-courses-page.ts";
@@ -139,6 +140,38 @@ const ROUTES: readonly Route[] = [
     title: "Study group",
     access: "signed-in",
     view: (params) => html`<group-page .groupId=${params["id"] ?? ""}></group-page>`,
+  },
+  {
+    path: "/watch/join/:code",
+    pattern: /^\/watch\/join\/(?<code>[^/]+)$/,
+    title: "Join a watch party",
+    access: "signed-in",
+    view: (params) => {
+      void import("./pages/watch-page.ts");
+      return html`<watch-join-page .code=${params["code"] ?? ""}></watch-join-page>`;
+    },
+  },
+  {
+    path: "/watch/:id",
+    pattern: /^\/watch\/(?<id>\d+)$/,
+    title: "Watch party",
+    access: "signed-in",
+    view: (params) => {
+      void import("./pages/watch-page.ts");
+      return html`<watch-page .partyId=${params["id"] ?? ""}></watch-page>`;
+    },
+  },
+  { path: "/projects", title: "Projects", access: "signed-in", view: () => html`<projects-page></projects-page>` },
+  {
+    path: "/projects/:id",
+    pattern: /^\/projects\/(?<id>\d+)$/,
+    title: "Project",
+    access: "signed-in",
+    view: (params) => {
+      // The editor (CodeMirror, Yjs) loads only for the IDE page; the element upgrades when it has.
+      void import("./pages/project-page.ts");
+      return html`<project-page .projectId=${params["id"] ?? ""}></project-page>`;
+    },
   },
   { path: "/friends", title: "Friends", access: "signed-in", view: () => html`<friends-page></friends-page>` },
   { path: "/messages", title: "Messages", access: "signed-in", view: messagesView },
@@ -457,6 +490,7 @@ export class CohortApp extends LitElement {
               ? html`${this.navLink("/groups", "Groups", "groups-link", unread.total("chat:group:"))}
                 ${this.navLink("/messages", "Messages", "messages-link", unread.total("dm:"))}
                 ${this.navLink("/friends", "Friends", "friends-link")}
+                ${this.navLink("/projects", "Projects", "projects-link")}
                 ${this.navLink("/learning", "My learning", "learning-link")} ${this.navLink("/shop", "Shop")}
                 ${this.navLink("/teach", "Teach")}
                 ${canUploadVideos(this.session.user) ? this.navLink("/studio", "Studio", "studio-link") : nothing}

@@ -40,10 +40,16 @@ export function safeNext(value: string | null, fallback = "/"): string {
 
 /**
  * Paths the hub answers itself; following them must load a real page, not an SPA view
- * (`/sandbox/` is the sandbox payment provider's checkout).
+ * (`/sandbox/` is the sandbox payment provider's checkout, `/embed/` the bare embeddable editor).
  */
 function isServerPath(path: string): boolean {
-  return path === "/api" || path.startsWith("/api/") || path.startsWith("/media/") || path.startsWith("/sandbox/");
+  return (
+    path === "/api" ||
+    path.startsWith("/api/") ||
+    path.startsWith("/media/") ||
+    path.startsWith("/sandbox/") ||
+    path.startsWith("/embed/")
+  );
 }
 
 function normalisePath(path: string): string {

@@ -25,6 +25,7 @@ import type {
   GroupInvitation,
   GroupMember,
   JoinResult,
+  KernelState,
   Learning,
   Lesson,
   LessonInput,
@@ -33,9 +34,14 @@ import type {
   NotificationList,
   NotificationPreferences,
   Paged,
+  Project,
+  ProjectDetail,
+  ProjectMember,
+  ProjectRole,
   PublicUser,
   Review,
   ReviewList,
+  Run,
   ShopItem,
   ShopItemId,
   StudioCourseItem,
@@ -335,6 +341,11 @@ export function realtimeTicket(signal?: AbortSignal): Promise<{ ticket: string; 
   return request("/api/realtime/ticket", { method: "POST", signal });
 }
 
+/** A single-use ticket that opens `/yjs/{doc}` once, within 30 seconds. */
+export function documentTicket(doc: string, signal?: AbortSignal): Promise<{ ticket: string; expires_in: number }> {
+  return request("/api/realtime/ticket", { method: "POST", body: { doc }, signal });
+}
+
 // ---- communities --------------------------------------------------------------------------
 
 function querystring(query: object): string {
@@ -588,4 +599,50 @@ export function notificationPreferences(signal?: AbortSignal): Promise<Notificat
 
 export function setNotificationPreferences(muted: Record<string, boolean>): Promise<NotificationPreferences> {
   return request<NotificationPreferences>("/api/notifications/preferences", { method: "PUT", body: { muted } });
+}
+
+// ---- projects (the IDE) -------------------------------------------------------------------
+
+export async function myProjects(signal?: AbortSignal): Promise<Project[]> {
+  return (await request<{ items: Project[] }>("/api/me/projects", { signal })).items;
+}
+
+export function createProject(input: { name: string; group_id?: number | null }): Promise<ProjectDetail> {
+  const body: Record<string, unknown> = { name: input.name };
+  if (input.group_id) body["group_id"] = input.group_id;
+  return request<ProjectDetail>("/api/projects", { method: "POST", body });
+}
+
+export function getProject(projectId: string | number, signal?: AbortSignal): Promise<ProjectDetail> {
+  return request<ProjectDetail>(`/api/projects/${id(projectId)}`, { signal });
+}
+
+export function addProjectMember(projectId: number, userId: number, role: Exclude<ProjectRole, "owner">): Promise<ProjectMember> {
+  return request<ProjectMember>(`/api/projects/${id(projectId)}/members`, { method: "POST", body: { user_id: userId, role } });
+}
+
+/** Run a file (`{path}`) or a piece of code (`{code}`) in the project's shared kernel. */
+export function startRun(projectId: number, input: { path: string } | { code: string }): Promise<Run> {
+  return request<Run>(`/api/projects/${id(projectId)}/runs`, { method: "POST", body: input });
+}
+
+export function getRun(projectId: number, runId: number | string, signal?: AbortSignal): Promise<Run> {
+  return request<Run>(`/api/projects/${id(projectId)}/runs/${id(runId)}`, { signal });
+}
+
+/** Recent runs with their outputs, newest first. */
+export async function recentRuns(projectId: number, limit = 20, signal?: AbortSignal): Promise<Run[]> {
+  return (await request<ListEnvelope<Run>>(`/api/projects/${id(projectId)}/runs?limit=${limit}`, { signal })).items;
+}
+
+export function interruptKernel(projectId: number): Promise<KernelState> {
+  return request<KernelState>(`/api/projects/${id(projectId)}/kernel/interrupt`, { method: "POST" });
+}
+
+export function restartKernel(projectId: number): Promise<KernelState> {
+  return request<KernelState>(`/api/projects/${id(projectId)}/kernel/restart`, { method: "POST" });
+}
+
+export function kernelState(projectId: number, signal?: AbortSignal): Promise<KernelState> {
+  return request<KernelState>(`/api/projects/${id(projectId)}/kernel`, { signal });
 }

@@ -633,3 +633,62 @@ export interface NotificationPreferences {
   /** type → what it is about */
   labels: Record<string, string>;
 }
+
+// ---- projects (the IDE) -------------------------------------------------------------------
+
+export type ProjectRole = "owner" | "editor" | "viewer";
+
+export interface Project {
+  id: number;
+  name: string;
+  /** The document's name: open it at `/yjs/{doc}`. */
+  doc: string;
+  /** The caller's role. */
+  role: ProjectRole;
+  owner: Person;
+  group_id: number | null;
+  created_at: string;
+}
+
+export interface ProjectMember {
+  user: Person;
+  role: ProjectRole;
+  added_at: string;
+}
+
+export interface ProjectDetail extends Project {
+  members: ProjectMember[];
+}
+
+export type RunStatus = "queued" | "running" | "ok" | "error" | "interrupted" | "limit";
+
+export type MimeBundle = Partial<Record<"text/plain" | "text/html" | "image/png", string>> & Record<string, unknown>;
+
+export type RunOutput =
+  | { output_type: "stream"; name: "stdout" | "stderr" | string; text: string }
+  | { output_type: "execute_result" | "display_data"; data: MimeBundle }
+  | { output_type: "error"; ename: string; evalue: string; traceback: string[] };
+
+export interface Run {
+  id: number | string;
+  status: RunStatus;
+  outputs?: RunOutput[];
+  /** The file that ran, when it was a file. */
+  path?: string | null;
+  started_at?: string | null;
+  finished_at?: string | null;
+  created_at?: string | null;
+  /** Who started it: a person, or only their id. */
+  by?: Person | number | null;
+  /** The output cap was reached: what follows was dropped. */
+  truncated?: boolean;
+}
+
+export interface KernelState {
+  /** "none" | "starting" | "idle" | "busy" | "dead" */
+  state: string;
+  /** The run in progress. */
+  run?: number | null;
+  /** Runs waiting. */
+  queued?: number;
+}

@@ -1,0 +1,27 @@
+"""The gateway's ``project`` channels: ``project:<id>`` carries a project's runs, their outputs
+and its kernel's state to every member (frames: docs/documents.md)."""
+
+from __future__ import annotations
+
+from hub.errors import CohortError
+from hub.identity.models import User
+from hub.realtime.gateway import BasePolicy
+from ide.projects import Projects
+
+
+class ProjectChannelPolicy(BasePolicy):
+    """Members subscribe; clients never publish (runs start through the REST API). Not
+    durable: a run's outputs are kept with the run (``GET /api/projects/{id}/runs/{run}``)."""
+
+    def __init__(self, projects: Projects) -> None:
+        self._projects = projects
+
+    async def can_subscribe(self, user: User, channel: str) -> bool:
+        _, _, rest = channel.partition(":")
+        if not rest.isdigit() or rest.startswith("0"):
+            return False
+        try:
+            await self._projects.get(user, int(rest))
+        except CohortError:
+            return False
+        return True
