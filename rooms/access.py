@@ -2,7 +2,8 @@
 
 Community channels: members, never banned users; muted members read but do not post; owners,
 admins and moderators moderate. Study groups: members; the owner moderates. Direct messages:
-the two users, while they are friends and neither blocks the other.
+the two users, while they are friends and neither blocks the other. Watch parties: whoever
+joined the party (its chat stays readable after it ends); the host moderates.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from catalog.social_models import (
     StudyGroup,
 )
 from rooms.channels import ChannelRef, community_channel, dm_channel, group_channel
+from rooms.models import WatchMember, WatchParty
 
 MODERATOR_ROLES = frozenset({"owner", "admin", "moderator"})
 
@@ -63,6 +65,15 @@ class ChannelAccess:
                 return None
             role, name = row
             return Access(ref, role == "owner", None, 0, name)
+        if ref.kind == "party":
+            host = await s.scalar(
+                select(WatchParty.host_id)
+                .join(WatchMember, WatchMember.party_id == WatchParty.id)
+                .where(WatchParty.id == ref.id, WatchMember.user_id == user_id)
+            )
+            if host is None:
+                return None
+            return Access(ref, host == user_id, None, 0, "a watch party")
         if user_id not in ref.users or not await self._friends(s, *ref.users):
             return None
         return Access(ref, False, None, 0, "a direct message")
@@ -132,6 +143,10 @@ class ChannelAccess:
         if ref.kind == "group":
             query = select(GroupMember.user_id).where(
                 GroupMember.group_id == ref.id, GroupMember.user_id.in_(wanted)
+            )
+        elif ref.kind == "party":
+            query = select(WatchMember.user_id).where(
+                WatchMember.party_id == ref.id, WatchMember.user_id.in_(wanted)
             )
         else:
             query = select(CommunityMember.user_id).where(

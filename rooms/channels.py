@@ -1,4 +1,5 @@
-"""Chat channel names: ``chat:community:<id>[:<slug>]``, ``chat:group:<id>``, ``dm:<a>:<b>``.
+"""Chat channel names: ``chat:community:<id>[:<slug>]``, ``chat:group:<id>``,
+``chat:party:<id>`` (a watch party), ``dm:<a>:<b>``.
 
 Each conversation has exactly one name: ids are written without leading zeros, a community's
 default channel has no slug, and a direct message names the lower user id first. Any other
@@ -14,7 +15,7 @@ from typing import Literal
 _ID = re.compile(r"^[1-9][0-9]{0,17}$")
 _SLUG = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
-Kind = Literal["community", "group", "dm"]
+Kind = Literal["community", "group", "party", "dm"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +24,7 @@ class ChannelRef:
 
     name: str
     kind: Kind
-    # community or group id; for a direct message, the lower user id
+    # community, group or watch party id; for a direct message, the lower user id
     id: int
     # a community's non-default channel
     slug: str | None = None
@@ -48,6 +49,8 @@ def parse_channel(name: str) -> ChannelRef | None:
                 return ChannelRef(name, "community", int(parts[2]), slug=parts[3])
         elif parts[1] == "group" and len(parts) == 3:
             return ChannelRef(name, "group", int(parts[2]))
+        elif parts[1] == "party" and len(parts) == 3:
+            return ChannelRef(name, "party", int(parts[2]))
         return None
     if parts[0] == "dm" and len(parts) == 3 and _ID.match(parts[1]) and _ID.match(parts[2]):
         low, high = int(parts[1]), int(parts[2])
@@ -65,6 +68,10 @@ def community_channel(community_id: int, slug: str, is_default: bool) -> str:
 
 def group_channel(group_id: int) -> str:
     return f"chat:group:{group_id}"
+
+
+def party_channel(party_id: int) -> str:
+    return f"chat:party:{party_id}"
 
 
 def dm_channel(a: int, b: int) -> str:

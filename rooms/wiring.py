@@ -7,11 +7,13 @@ from aiohttp import web
 from hub.api import Api
 from hub.services import Hub
 from rooms.access import ChannelAccess
+from rooms.call_wiring import install_calls
 from rooms.chat import Chat
 from rooms.handlers import register_routes
 from rooms.history import ChatHistory
 from rooms.policy import ChatPolicy
 from rooms.services import ROOMS, RoomsServices
+from rooms.watch_wiring import install_watch_parties
 
 CHANNEL_PREFIXES = ("chat", "dm")
 
@@ -30,3 +32,5 @@ def install(app: web.Application, hub: Hub, api: Api, services: RoomsServices) -
     for prefix in CHANNEL_PREFIXES:
         hub.gateway.register(prefix, policy)
     register_routes(api)
+    parties = install_watch_parties(app, hub, api)
+    install_calls(app, hub, parties)

@@ -13,7 +13,7 @@ type HlsModule = typeof import("hls.js");
 let hlsModule: Promise<HlsModule> | null = null;
 
 /** hls.js is large; only pages that actually show a video load it. */
-function loadHls(): Promise<HlsModule> {
+export function loadHls(): Promise<HlsModule> {
   hlsModule ??= import("hls.js");
   return hlsModule;
 }

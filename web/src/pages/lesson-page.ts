@@ -10,6 +10,7 @@ import { lessonHref } from "../courses/curriculum.ts";
 import { courseStyles } from "../courses/view.ts";
 import { WatchTracker } from "../courses/watch-tracker.ts";
 import { errorAlert, isAbort, toFormErrors, type FormErrors } from "../forms.ts";
+import { navigate } from "../router.ts";
 import { shared } from "../styles.ts";
 import { formatDuration } from "../videos/format.ts";
 import { iconCheck, iconLock, iconPlay, iconText } from "../icons.ts";
@@ -163,6 +164,7 @@ export class LessonPage extends LitElement {
     locked: { state: true },
     completing: { state: true },
     tracking: { state: true },
+    startingParty: { state: true },
   };
 
   declare courseId: string;
@@ -177,6 +179,8 @@ export class LessonPage extends LitElement {
   declare completing: boolean;
   /** Whether this viewer's progress is recorded (enrolled students only). */
   declare tracking: boolean;
+  /** "Watch together" was clicked: the party is being created. */
+  declare startingParty: boolean;
 
   private readonly session = new AuthController(this);
   private aborter: AbortController | null = null;
@@ -199,7 +203,24 @@ export class LessonPage extends LitElement {
     this.locked = null;
     this.completing = false;
     this.tracking = false;
+    this.startingParty = false;
   }
+
+  /** Start a watch party on this lesson and go to it. */
+  private watchTogether = async (): Promise<void> => {
+    if (!this.lesson) return;
+    this.startingParty = true;
+    this.errors = null;
+    try {
+      const { createParty } = await import("../watch/api.ts");
+      const party = await createParty(this.lesson.id);
+      navigate(`/watch/${party.id}`);
+    } catch (error) {
+      this.errors = toFormErrors(error);
+    } finally {
+      this.startingParty = false;
+    }
+  };
 
   override connectedCallback(): void {
     super.connectedCallback();
@@ -382,6 +403,11 @@ export class LessonPage extends LitElement {
               >Watched <span data-testid="lesson-percent">${Math.floor(progress.percent)}</span>%</span
             >`
           : nothing}
+      ${lesson.kind === "video" && this.playerSrc
+        ? html`<button type="button" data-testid="watch-together" ?disabled=${this.startingParty} @click=${this.watchTogether}>
+            ${this.startingParty ? "Starting…" : "Watch together"}
+          </button>`
+        : nothing}
       ${showDone
         ? html`<button type="button" data-testid="mark-done" ?disabled=${this.completing} @click=${this.markDone}>
             ${this.completing ? "Saving…" : "Mark as done"}

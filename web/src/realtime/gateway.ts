@@ -453,6 +453,11 @@ export class Gateway extends EventTarget {
     });
   }
 
+  /** A burst of ping/pong exchanges for a view that needs the clock tight (watch parties). */
+  refreshClock(samples = 8): Promise<void> {
+    return this.syncClock(samples);
+  }
+
   private async syncClock(samples: number): Promise<void> {
     try {
       for (let i = 0; i < samples; i += 1) await this.ping();
