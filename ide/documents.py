@@ -1,21 +1,27 @@
-"""Live Yjs documents behind ``/yjs/{doc}``: rooms of pycrdt-websocket, fed through an aiohttp
-channel adapter, persisted in the database and shared with the other hub processes through the
-broker (protocol: docs/documents.md).
+"""Live Yjs documents behind ``/yjs/{doc}``: the y-websocket protocol over aiohttp, documents
+in pycrdt, persisted in the database and shared with the other hub processes through the broker
+(protocol: docs/documents.md).
 
-One ``DocumentServer`` per hub process owns a pycrdt ``WebsocketServer`` (the task group every
-room runs in) and, per loaded document, a ``DocumentRoom``: the ``YRoom`` (client set, doc →
-client broadcast, awareness) plus what pycrdt-websocket leaves to us:
+One ``DocumentServer`` per hub process holds, per loaded document, a ``DocumentRoom``: the
+document, its awareness states and its local connections.
 
-* sync frames are handled here, not by the ``YRoom``: every update goes through
-  ``DocumentState.integrate`` (pending updates kept and merged, see ``ide.updates``), updates of
-  read-only members are dropped, malformed ones are refused without touching the document;
-* each update a client sends is queued for the database (batched, one row per document per
-  batch) and relayed to the other hubs as sent;
-* a joining client gets the awareness states already known; a client that goes away has its
-  states removed at once (here and on the other hubs);
-* rooms are opened under a per-document lock (pycrdt-websocket's ``get_room`` hangs when two
-  clients start the same room at once) and unloaded after a while without clients, after their
-  last updates are saved and the log compacted.
+* Every update goes through ``DocumentState.integrate`` (pending updates kept and merged, see
+  ``ide.updates``); updates of read-only members are dropped, malformed ones are refused without
+  touching the document.
+* An accepted update is forwarded as it came to the room's other connections: one frame built
+  once, offered to each connection's bounded queue (no task, no re-encoding per recipient, no
+  echo to its author). Awareness frames go to every connection, the sender's included (a lone
+  y-websocket client counts them as proof the socket is alive).
+* Each update a client sends is queued for the database (batched, one row per document per
+  batch) and relayed to the other hubs as sent.
+* A joining client gets sync step 1 and the awareness states already known; a client that goes
+  away has its states removed at once (here and on the other hubs).
+* Rooms are opened under a per-document lock and unloaded after a while without clients, after
+  their last updates are saved and the log compacted.
+
+pycrdt-websocket's ``YRoom`` did this job at first; it re-encodes every document change and
+starts one task per recipient per update, which cost four times the CPU of the Node servers and
+let deliveries fall behind at 50 clients (bench/crdt.py).
 """
 
 from __future__ import annotations
@@ -23,14 +29,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
-from pycrdt import Doc, merge_updates
-from pycrdt.websocket import WebsocketServer, YRoom
+from pycrdt import Awareness, Doc, merge_updates
 
 from hub.broker import Broker, Subscription
 from hub.clock import Clock
@@ -41,7 +47,9 @@ from ide.protocol import (
     parse_awareness,
     parse_frame,
     permission_denied,
+    sync_step1,
     sync_step2,
+    sync_update,
 )
 from ide.relay import EVERY_HUB, Envelope, RelayKind, channel_of, doc_of
 from ide.store import DocumentStore
@@ -61,41 +69,54 @@ class DocumentTuning:
 
     unload_after: float = 60.0  # a room without clients for this long is unloaded
     sweep_every: float = 5.0
-    save_delay: float = 0.05  # updates arriving within this window are saved in one row
+    # Updates arriving within this window are saved in one row. A hub that dies loses at most
+    # this much from the database, and its clients send it again when they resync with
+    # another hub (Hocuspocus debounces stores by 2 s). Shorter costs CPU: at 0.05 s the
+    # writes were a tenth of the hub's CPU under 20 typists (bench/crdt.py).
+    save_delay: float = 0.5
     compact_after_rows: int = 200  # rows a loaded document may gather before compaction
     resync_every: float = 30.0  # anti-entropy between hubs (pub/sub may drop messages)
-    send_queue: int = 4096  # frames queued per connection before it counts as too slow
+    # Bytes a connection's socket may hold unsent before it counts as too slow (checked
+    # before each write, so one large first sync always goes out).
+    send_buffer: int = 4 * 1024 * 1024
     max_frame_bytes: int = 32 * 1024 * 1024  # a first sync can carry a whole document
     heartbeat: float = 30.0
 
 
-class _YRoom(YRoom):
-    async def stop(self) -> None:
-        await super().stop()
-        # pycrdt-websocket leaves the sending end of its update stream open (a ResourceWarning
-        # when the room is collected).
-        stream = getattr(self, "_update_send_stream", None)
-        if stream is not None:
-            stream.close()
+def binary_frame(message: bytes) -> bytes:
+    """``message`` as one unmasked, uncompressed WebSocket binary frame (RFC 6455 §5.2), the
+    form a server sends: built once per broadcast, written as is to every recipient."""
+    length = len(message)
+    if length < 126:
+        header = bytes((0x82, length))
+    elif length < 65536:
+        header = struct.pack("!BBH", 0x82, 126, length)
+    else:
+        header = struct.pack("!BBQ", 0x82, 127, length)
+    return header + message
 
 
 class YjsConnection:
-    """A pycrdt ``Channel`` over an aiohttp WebSocket: one client of one room.
+    """One client of one room over an aiohttp WebSocket.
 
-    ``send`` never waits and never raises (the room fans out to every client, and one slow or
-    dead socket must not stall or crash it): frames go to a bounded queue drained by the
-    connection's writer; a full queue closes the connection and the client reconnects.
+    Frames are written straight to the socket's transport, already framed (the sockets never
+    compress, and aiohttp writes an uncompressed frame in one synchronous call too, so frames
+    cannot interleave): no task or queue per connection, and a broadcast frames its message
+    once. ``send`` never waits and never raises, so one slow or dead socket cannot stall or
+    crash a room: a socket whose unsent bytes pass ``send_buffer`` is closed (1013) and its
+    client reconnects and resyncs.
     """
 
     def __init__(
         self,
         ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
         room: DocumentRoom,
         server: DocumentServer,
         *,
         user_id: int,
         writable: bool,
-        queue_size: int,
+        send_buffer: int,
     ) -> None:
         self.ws = ws
         self.room = room
@@ -106,46 +127,39 @@ class YjsConnection:
         self.closing = False
         self.bad_frames = 0
         self.denied_sent = False
+        self._transport = transport
+        self._send_buffer = send_buffer
         self._server = server
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(queue_size)
 
-    # pycrdt Channel ------------------------------------------------------------------------
-
-    @property
-    def path(self) -> str:
-        return self.room.name
-
-    def __aiter__(self) -> YjsConnection:
-        return self
-
-    async def __anext__(self) -> bytes:
-        while not self.closing:
+    async def read_loop(self) -> None:
+        """Handle the client's frames until the socket closes (after ``kill``, frames are
+        read and ignored until the close handshake ends)."""
+        while True:
             msg = await self.ws.receive()
             if msg.type == WSMsgType.BINARY:
-                forward = self._server.inbound(self, msg.data)
-                if forward is not None:
-                    return forward
+                if not self.closing:
+                    self._server.inbound(self, msg.data)
             elif msg.type == WSMsgType.TEXT:
-                self.bad_frame("text frames are not part of the y-websocket protocol")
+                if not self.closing:
+                    self.bad_frame("text frames are not part of the y-websocket protocol")
             else:  # CLOSE, CLOSING, CLOSED, ERROR
-                break
-        raise StopAsyncIteration
-
-    async def recv(self) -> bytes:
-        return await self.__anext__()
-
-    async def send(self, message: bytes) -> None:
-        self.offer(message)
+                return
 
     # Sending --------------------------------------------------------------------------------
 
-    def offer(self, frame: bytes) -> None:
-        if self.closing:
+    def offer(self, message: bytes) -> None:
+        """Send one y-websocket message."""
+        self.send(binary_frame(message))
+
+    def send(self, frame: bytes) -> None:
+        """Write a frame made by ``binary_frame``."""
+        transport = self._transport
+        if self.closing or self.ws.closed or transport.is_closing():
             return
-        try:
-            self._queue.put_nowait(frame)
-        except asyncio.QueueFull:
+        if transport.get_write_buffer_size() > self._send_buffer:
             self.kill(CLOSE_TRY_AGAIN, "too slow: reconnect")
+            return
+        transport.write(frame)
 
     def kill(self, code: int, reason: str) -> None:
         if self.closing:
@@ -155,8 +169,6 @@ class YjsConnection:
             "closing document socket",
             extra={"doc": self.room.name, "connection": self.id, "code": code, "reason": reason},
         )
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(None)
         self._server.spawn(self.ws.close(code=code, message=reason.encode()))
 
     def bad_frame(self, why: str) -> None:
@@ -165,27 +177,13 @@ class YjsConnection:
         if self.bad_frames >= MAX_BAD_FRAMES:
             self.kill(CLOSE_GARBAGE, "too many malformed frames")
 
-    async def write_loop(self) -> None:
-        while True:
-            frame = await self._queue.get()
-            if frame is None or self.ws.closed:
-                return
-            try:
-                await self.ws.send_bytes(frame)
-            except (ConnectionError, RuntimeError):
-                return
-
-    def stop_writer(self) -> None:
-        self.closing = True
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(None)
-
 
 @dataclass(eq=False)
 class DocumentRoom:
     name: str
     state: DocumentState
-    yroom: YRoom | None = None
+    # The clients' states (the server has none of its own); None until the room is loaded.
+    awareness: Awareness | None = None
     # Connections admitted (counted from before the upgrade, so a sweep cannot unload a room a
     # client is about to join).
     holds: int = 0
@@ -203,16 +201,23 @@ class DocumentRoom:
         return list(self.connections)
 
     def awareness_update(self, client_ids: list[int]) -> bytes | None:
-        if self.yroom is None or not client_ids:
+        if self.awareness is None or not client_ids:
             return None
-        return self.yroom.awareness.encode_awareness_update(client_ids)
+        return self.awareness.encode_awareness_update(client_ids)
 
     def known_awareness(self) -> list[int]:
         """Client ids with an awareness state here, the server's own excepted."""
-        if self.yroom is None:
+        if self.awareness is None:
             return []
-        awareness = self.yroom.awareness
+        awareness = self.awareness
         return [cid for cid in awareness.states if cid != awareness.client_id]
+
+    def broadcast(self, message: bytes, *, skip: YjsConnection | None = None) -> None:
+        """Send a y-websocket message to every local connection but ``skip``."""
+        frame = binary_frame(message)
+        for conn in self.connections:
+            if conn is not skip:
+                conn.send(frame)
 
 
 class DocumentServer:
@@ -232,9 +237,6 @@ class DocumentServer:
         self.rooms: dict[str, DocumentRoom] = {}
         self._broker = broker
         self._clock = clock
-        self._ws_server = WebsocketServer(
-            rooms_ready=False, auto_clean_rooms=False, exception_handler=_log_exception, log=log
-        )
         self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         self._save_lock = asyncio.Lock()
         self._dirty: set[DocumentRoom] = set()
@@ -252,8 +254,6 @@ class DocumentServer:
         if self._started:
             raise RuntimeError("document server already started")
         self._started = True
-        self._tasks.append(asyncio.create_task(self._ws_server.start(), name="yjs-rooms"))
-        await self._ws_server.started.wait()
         if self._broker is not None:
             self._sub = await self._broker.subscribe(queue_size=100_000)
             self._broker.on_reconnect.append(self._resync_all)
@@ -284,7 +284,7 @@ class DocumentServer:
         self._stopping = True
         with contextlib.suppress(asyncio.QueueFull):
             self._outbox.put_nowait(None)
-        background = [t for t in self._tasks if t.get_name() != "yjs-rooms"]
+        background = list(self._tasks)
         for task in background:
             task.cancel()
         # redis-py can swallow a cancellation that lands inside a command; the loops also stop
@@ -296,16 +296,7 @@ class DocumentServer:
             await self.flush()
         except Exception:
             log.exception("could not save documents on shutdown")
-        for name in list(self.rooms):
-            room = self.rooms.pop(name)
-            if room.yroom is not None:
-                with contextlib.suppress(Exception):
-                    await self._ws_server.delete_room(name=name)
-        if self._ws_server.running:
-            await self._ws_server.stop()
-        rooms_task = [t for t in self._tasks if t.get_name() == "yjs-rooms"]
-        if rooms_task:
-            await asyncio.wait(rooms_task, timeout=5)
+        self.rooms.clear()
         if self._sub is not None:
             await self._sub.close()
         for task in list(self._spawned):
@@ -369,17 +360,11 @@ class DocumentServer:
             room.rows = len(rows)
             if rows:
                 self._integrate_log(room, rows)
-            yroom = _YRoom(ready=False, ydoc=room.doc, exception_handler=_log_exception, log=log)
-            self._ws_server.rooms[name] = yroom
-            await self._ws_server.start_room(yroom)
-            room.yroom = yroom
-            # The server takes no part in awareness: it only relays the clients' states.
-            yroom.awareness.set_local_state(None)
-            yroom.ready = True
-            await yroom.ydoc_observed.wait()
+            # The server takes no part in awareness: it only keeps and relays the clients'.
+            room.awareness = Awareness(room.doc)
+            room.awareness.set_local_state(None)
         except BaseException:
             self.rooms.pop(name, None)
-            self._ws_server.rooms.pop(name, None)
             if self._sub is not None:
                 with contextlib.suppress(Exception):
                     await self._sub.remove(channel_of(name))
@@ -434,8 +419,6 @@ class DocumentServer:
             if self._sub is not None:
                 with contextlib.suppress(Exception):
                     await self._sub.remove(channel_of(name))
-            if room.yroom is not None:
-                await self._ws_server.delete_room(name=name)
             log.info("document unloaded", extra={"doc": name})
             return True
 
@@ -446,103 +429,113 @@ class DocumentServer:
     ) -> web.WebSocketResponse:
         """Upgrade and serve one client of an admitted room until it leaves."""
         try:
+            # No permessage-deflate: a zlib context per socket costs about 300 KB and compressing
+            # every frame for every recipient cost more CPU than all the rest (bench/crdt.py);
+            # updates are small and mostly incompressible.
             ws = web.WebSocketResponse(
-                max_msg_size=self.tuning.max_frame_bytes, heartbeat=self.tuning.heartbeat
+                max_msg_size=self.tuning.max_frame_bytes,
+                heartbeat=self.tuning.heartbeat,
+                compress=False,
             )
             await ws.prepare(request)
+            transport = request.transport
+            if transport is None:  # the client went away during the upgrade
+                return ws
             conn = YjsConnection(
                 ws,
+                transport,
                 room,
                 self,
                 user_id=user_id,
                 writable=writable,
-                queue_size=self.tuning.send_queue,
+                send_buffer=self.tuning.send_buffer,
             )
-            writer = asyncio.create_task(conn.write_loop(), name=f"yjs-writer-{conn.id}")
             room.connections.add(conn)
             try:
-                assert room.yroom is not None
-                # pycrdt-websocket sends only sync step 1 on join: add who is here already.
+                conn.offer(sync_step1(room.state.state_vector))
                 states = room.awareness_update(room.known_awareness())
                 if states is not None:
                     conn.offer(awareness_message(states))
-                await room.yroom.serve(conn)
+                await conn.read_loop()
             finally:
                 room.connections.discard(conn)
-                conn.stop_writer()
+                conn.closing = True
                 self._forget_awareness(room, conn)
-                with contextlib.suppress(asyncio.CancelledError):
-                    await writer
                 if not ws.closed:
                     await ws.close()
         finally:
             self.release(room)
         return ws
 
-    def inbound(self, conn: YjsConnection, data: bytes) -> bytes | None:
-        """A client's frame: handled here, or returned for the ``YRoom`` (awareness)."""
+    def inbound(self, conn: YjsConnection, data: bytes) -> None:
+        """Handle one frame a client sent."""
         room = conn.room
         try:
             frame = parse_frame(data)
         except ProtocolError as exc:
             conn.bad_frame(str(exc))
-            return None
+            return
         kind = frame.kind
         if kind is FrameKind.SYNC_STEP1:
             try:
                 conn.offer(sync_step2(room.state.missing_for(frame.payload)))
             except BadUpdate:
                 conn.bad_frame("sync step 1 without a state vector")
-            return None
+            return
         if kind in (FrameKind.SYNC_STEP2, FrameKind.SYNC_UPDATE):
             if frame.payload == EMPTY_UPDATE:
-                return None
+                return
             if not conn.writable:
                 if not conn.denied_sent:
                     conn.denied_sent = True
                     conn.offer(permission_denied("read-only: this document is view-only for you"))
-                return None
+                return
             try:
                 room.state.integrate(frame.payload)
             except BadUpdate as exc:
                 conn.bad_frame(str(exc))
-                return None
+                return
+            # As an update even when it came as sync step 2 (that one marks a y-websocket
+            # client "synced"); clients keep what they cannot integrate yet, as Yjs does.
+            room.broadcast(
+                data if kind is FrameKind.SYNC_UPDATE else sync_update(frame.payload), skip=conn
+            )
             self._local_update(room, frame.payload)
-            return None
+            return
         if kind is FrameKind.AWARENESS:
             try:
                 entries = parse_awareness(frame.payload)
             except ProtocolError as exc:
                 conn.bad_frame(str(exc))
-                return None
+                return
             for entry in entries:
                 if entry.removed:
                     conn.awareness_ids.discard(entry.client_id)
                 else:
                     conn.awareness_ids.add(entry.client_id)
+            if room.awareness is not None:
+                room.awareness.apply_awareness_update(frame.payload, conn.id)
+            room.broadcast(data)
             self._relay(room, RelayKind.AWARENESS, frame.payload)
-            return data
+            return
         if kind is FrameKind.QUERY_AWARENESS:
             states = room.awareness_update(room.known_awareness())
             if states is not None:
                 conn.offer(awareness_message(states))
-            return None
-        return None  # auth frames from clients mean nothing to the server
+        # auth frames from clients mean nothing to the server
 
     def _forget_awareness(self, room: DocumentRoom, conn: YjsConnection) -> None:
         """Remove the states a departed client announced, everywhere, now (the clients would
         otherwise show its cursor for another 30 seconds)."""
-        if room.yroom is None:
+        awareness = room.awareness
+        if awareness is None:
             return
-        awareness = room.yroom.awareness
         ids = [cid for cid in conn.awareness_ids if cid in awareness.states]
         if not ids:
             return
         awareness.remove_awareness_states(ids, "disconnect")
         update = awareness.encode_awareness_update(ids)
-        frame = awareness_message(update)
-        for other in room.local_clients():
-            other.offer(frame)
+        room.broadcast(awareness_message(update))
         self._relay(room, RelayKind.AWARENESS, update)
 
     # Persistence -----------------------------------------------------------------------------
@@ -651,13 +644,12 @@ class DocumentServer:
         kind, payload, sender = envelope.kind, envelope.payload, envelope.sender
         if kind in (RelayKind.UPDATE, RelayKind.SYNC_REPLY):
             room.state.integrate(payload)
+            room.broadcast(sync_update(payload))
         elif kind is RelayKind.AWARENESS:
             parse_awareness(payload)
-            if room.yroom is not None:
-                room.yroom.awareness.apply_awareness_update(payload, "relay")
-            frame = awareness_message(payload)
-            for conn in room.local_clients():
-                conn.offer(frame)
+            if room.awareness is not None:
+                room.awareness.apply_awareness_update(payload, "relay")
+            room.broadcast(awareness_message(payload))
         elif kind in (RelayKind.SYNC_REQUEST, RelayKind.SYNC_OFFER):
             missing = room.state.missing_for(payload)
             if missing != EMPTY_UPDATE:
@@ -665,9 +657,8 @@ class DocumentServer:
             if kind is RelayKind.SYNC_REQUEST:
                 self._relay(room, RelayKind.SYNC_OFFER, room.state.state_vector, sender)
                 mine = [cid for conn in room.local_clients() for cid in conn.awareness_ids]
-                states = room.awareness_update(
-                    [cid for cid in mine if room.yroom and cid in room.yroom.awareness.states]
-                )
+                known = room.awareness.states if room.awareness is not None else {}
+                states = room.awareness_update([cid for cid in mine if cid in known])
                 if states is not None:
                     self._relay(room, RelayKind.AWARENESS, states, sender)
 
@@ -679,7 +670,7 @@ class DocumentServer:
         while True:
             await asyncio.sleep(self.tuning.resync_every)
             for room in list(self.rooms.values()):
-                if room.yroom is not None:
+                if room.awareness is not None:  # loaded
                     self._relay(room, RelayKind.SYNC_OFFER, room.state.state_vector)
 
     async def _sweep_loop(self) -> None:
@@ -696,8 +687,3 @@ def _event(*, is_set: bool) -> asyncio.Event:
     if is_set:
         event.set()
     return event
-
-
-def _log_exception(exception: Exception, logger: logging.Logger) -> bool:
-    logger.error("document room error", exc_info=exception)
-    return True

@@ -4,6 +4,7 @@ simultaneous opens and malformed frames."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from typing import Any
 
@@ -235,3 +236,39 @@ async def test_shuffled_and_repeated_frames_converge_through_the_hub(
             text = reader.doc.get("t", type=Text)
             await doc_until(reader.doc, lambda t=text, e=expected: str(t) == e)
         await sender.ws.close()
+
+
+async def test_a_reader_that_falls_behind_is_cut_off_and_the_room_goes_on(
+    client: TestClient[Any, Any], app: web.Application
+) -> None:
+    documents = app[IDE].documents
+    documents.tuning = dataclasses.replace(documents.tuning, send_buffer=64 * 1024)
+    ana = await sign_up(client, "Ana")
+    doc = (await create_project(client, ana))["doc"]
+    stalled = RawSocket(await open_socket(client, ana, doc))
+    await stalled.recv()  # sync step 1: it is in the room; never read from again
+    (slow,) = documents.rooms[doc].connections
+    try:
+        async with py_client(client, ana, doc) as writer:
+            room = documents.rooms[doc]
+            chunk = "x" * 64 * 1024
+            written = 0
+            # Kernel buffers take a few MiB first; then the hub's own buffer passes 64 KiB.
+            while not slow.closing:
+                assert written < 40 * 1024 * 1024, "the stalled reader was never cut off"
+                writer.text("main.py").insert(0, chunk)
+                written += len(chunk)
+                await doc_until(
+                    room.doc, lambda n=written: len(file_text(room.doc, "main.py") or "") == n
+                )
+            # The writer goes on; a newcomer gets everything.
+            writer.text("main.py").insert(0, "after")
+            async with py_client(client, ana, doc) as late:
+                await doc_until(
+                    late.doc,
+                    lambda: (file_text(late.doc, "main.py") or "").startswith("after"),
+                    within=30,
+                )
+                assert len(file_text(late.doc, "main.py") or "") == written + len("after")
+    finally:
+        await stalled.ws.close()
