@@ -99,7 +99,7 @@ def build_hub(
         tickets=tickets,
         presence=presence,
         clock=clock,
-        send_queue=settings.ws_send_queue,
+        send_buffer=settings.ws_send_buffer,
         max_frame_bytes=settings.ws_max_frame_bytes,
     )
     notifications = Notifications(db, gateway, clock)

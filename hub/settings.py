@@ -108,11 +108,11 @@ class Settings(BaseSettings):
     call_mesh_max: int = Field(
         default=4, ge=2, le=16, description="largest call run as a mesh; more moves to the SFU"
     )
-    ws_send_queue: int = Field(
-        default=1024,
-        ge=16,
-        le=1_000_000,
-        description="frames queued per WebSocket before it is cut",
+    ws_send_buffer: int = Field(
+        default=1 << 20,
+        ge=1024,
+        le=1 << 30,
+        description="bytes a WebSocket may hold unsent before it is cut (4008)",
     )
     ws_max_frame_bytes: int = Field(
         default=64 * 1024, ge=1024, le=16 << 20, description="largest frame a client may send"

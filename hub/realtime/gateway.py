@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import struct
 import time
 import uuid
 from collections import OrderedDict
@@ -44,6 +45,7 @@ CLOSE_REVOKED = 4401
 MAX_CHANNELS_PER_CONNECTION = 200
 MAX_BAD_FRAMES = 10
 REPLAY_PAGE = 500
+MAX_PENDING = 1024  # messages held for a channel while its replay is being sent
 # Cards (name, colour) of online users kept for presence lists: how many, and for how long.
 PEOPLE_CACHED = 50_000
 PEOPLE_TTL = 60.0
@@ -112,47 +114,79 @@ class _ChannelState:
     pending: list[tuple[int | None, bytes]] = field(default_factory=list)
 
 
+def text_frame(payload: bytes) -> bytes:
+    """``payload`` as one unmasked, uncompressed WebSocket text frame (RFC 6455 §5.2): built
+    once per message, written as is to every recipient."""
+    length = len(payload)
+    if length < 126:
+        header = bytes((0x81, length))
+    elif length < 65536:
+        header = struct.pack("!BBH", 0x81, 126, length)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, length)
+    return header + payload
+
+
 class Connection:
+    """One client socket. Channel messages are written straight to its transport, framed once
+    per message for all recipients (the sockets never compress, and aiohttp writes an
+    uncompressed frame in one synchronous call too, so frames cannot interleave): no task or
+    queue per connection. A socket with more than ``send_buffer`` bytes unsent when a message
+    comes is cut off with 4008 and resubscribes with ``since``; replies and replays wait for
+    the socket to drain instead."""
+
     def __init__(
-        self, ws: web.WebSocketResponse, user: User, session_id: str, queue_size: int
+        self,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
+        user: User,
+        session_id: str,
+        send_buffer: int,
     ) -> None:
         self.ws = ws
         self.user = user
         self.session_id = session_id
         self.id = uuid.uuid4().hex
         self.channels: dict[str, _ChannelState] = {}
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(queue_size)
-        self._pending_limit = queue_size
+        self._transport = transport
+        self._send_buffer = send_buffer
         self.closing = False
+        self.closer: asyncio.Task[Any] | None = None
         self.bad_frames = 0
 
-    def push(self, channel: str, frame: bytes) -> None:
-        """From the router: a channel message (in order, de-duplicated)."""
+    def push(self, channel: str, frame: bytes, framed: bytes | None = None) -> None:
+        """From the router: a channel message (in order, de-duplicated); ``framed`` is
+        ``text_frame(frame)`` when the caller has it."""
         state = self.channels.get(channel)
         if state is None or self.closing:
             return
         if not state.live:
             state.pending.append((None, frame))
-            if len(state.pending) > self._pending_limit:
+            if len(state.pending) > MAX_PENDING:
                 self.kill(CLOSE_SLOW, "too slow: resubscribe with since")
             return
-        self.offer(frame)
+        self.offer(frame, framed)
 
-    def offer(self, frame: bytes) -> None:
-        """Queue without waiting; a full queue means the client cannot keep up."""
-        if self.closing:
+    def offer(self, frame: bytes, framed: bytes | None = None) -> None:
+        """Write without waiting; a socket this far behind means the client cannot keep up."""
+        transport = self._transport
+        if self.closing or self.ws.closed or transport.is_closing():
             return
-        try:
-            self._queue.put_nowait(frame)
-        except asyncio.QueueFull:
+        if transport.get_write_buffer_size() > self._send_buffer:
             self.kill(CLOSE_SLOW, "too slow: resubscribe with since")
+            return
+        transport.write(framed if framed is not None else text_frame(frame))
 
     async def send(self, payload: dict[str, Any] | bytes) -> None:
-        """Queue a reply, waiting for room (replies and replays are paced by the client)."""
-        if self.closing:
+        """A reply or a replayed message, waiting for the socket to drain (replies and
+        replays are paced by the client)."""
+        if self.closing or self.ws.closed:
             return
         frame = payload if isinstance(payload, bytes) else orjson.dumps(payload)
-        await self._queue.put(frame)
+        try:
+            await self.ws.send_frame(frame, WSMsgType.TEXT)
+        except (ConnectionError, RuntimeError):
+            self.closing = True
 
     def kill(self, code: int, reason: str) -> None:
         if self.closing:
@@ -162,19 +196,9 @@ class Connection:
             "closing websocket",
             extra={"connection": self.id, "user_id": self.user.id, "code": code, "reason": reason},
         )
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(None)
-        asyncio.get_running_loop().create_task(self.ws.close(code=code, message=reason.encode()))
-
-    async def write_loop(self) -> None:
-        while True:
-            frame = await self._queue.get()
-            if frame is None or self.ws.closed:
-                return
-            try:
-                await self.ws.send_frame(frame, WSMsgType.TEXT)
-            except (ConnectionError, RuntimeError):
-                return
+        self.closer = asyncio.get_running_loop().create_task(
+            self.ws.close(code=code, message=reason.encode())
+        )
 
 
 class Gateway:
@@ -186,7 +210,7 @@ class Gateway:
         tickets: TicketStore,
         presence: PresenceStore,
         clock: Clock,
-        send_queue: int,
+        send_buffer: int,
         max_frame_bytes: int,
     ) -> None:
         self.store = MessageStore(db)
@@ -195,7 +219,7 @@ class Gateway:
         self._broker = broker
         self._presence = presence
         self._clock = clock
-        self._send_queue = send_queue
+        self._send_buffer = send_buffer
         self._max_frame = max_frame_bytes
         self._policies: dict[str, ChannelPolicy] = {"user": UserChannel()}
         self._sub: Subscription | None = None
@@ -342,8 +366,9 @@ class Gateway:
             log.warning("dropped a malformed broker message", extra={"channel": channel})
             return
         if seq is None:
+            framed = text_frame(frame)
             for conn in tuple(conns):
-                conn.push(channel, frame)
+                conn.push(channel, frame, framed)
             return
         if channel in self._repairing:
             self._repairing[channel].append(seq)
@@ -359,8 +384,9 @@ class Gateway:
 
     def _deliver(self, channel: str, seq: int, frame: bytes) -> None:
         self._last_seq[channel] = seq
+        framed = text_frame(frame)
         for conn in tuple(self.members.get(channel, ())):
-            conn.push(channel, frame)
+            conn.push(channel, frame, framed)
 
     async def _repair(self, channel: str) -> None:
         """Deliver, from the database, everything up to the highest sequence number seen."""
@@ -513,11 +539,15 @@ class Gateway:
                 "get a new one from POST /api/realtime/ticket."
             )
         user = await self._user_of(ticket)
-        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=self._max_frame)
+        # No permessage-deflate: a zlib context per socket costs more memory than the rest of
+        # the connection, and compressing each frame per recipient undoes serializing once.
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=self._max_frame, compress=False)
         await ws.prepare(request)
-        conn = Connection(ws, user, ticket.session_id, self._send_queue)
+        transport = request.transport
+        if transport is None:  # gone during the upgrade
+            return ws
+        conn = Connection(ws, transport, user, ticket.session_id, self._send_buffer)
         self.connections.add(conn)
-        writer = asyncio.create_task(conn.write_loop(), name=f"ws-writer-{conn.id}")
         try:
             await self._read_loop(conn)
         finally:
@@ -528,11 +558,9 @@ class Gateway:
             for hook in self.hooks_on_disconnect:
                 with contextlib.suppress(Exception):
                     await hook(conn)
-            with contextlib.suppress(asyncio.QueueFull):
-                conn._queue.put_nowait(None)
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+            if conn.closer is not None:  # the close code it chose goes out first
+                with contextlib.suppress(Exception):
+                    await conn.closer
             if not ws.closed:
                 await ws.close()
         return ws

@@ -368,7 +368,9 @@ async def test_a_frozen_client_is_cut_off_and_does_not_slow_the_room(
     from hub.app import create_app
 
     app = create_app(
-        settings.model_copy(update={"ws_send_queue": 16}), clock=clock, hashing=fast_hashing
+        settings.model_copy(update={"ws_send_buffer": 256 * 1024}),
+        clock=clock,
+        hashing=fast_hashing,
     )
     app[HUB].gateway.register("room", RoomPolicy(app))
     client = await aiohttp_client(app)
@@ -397,8 +399,8 @@ async def test_a_frozen_client_is_cut_off_and_does_not_slow_the_room(
             await gateway.publish_durable("room:big", {"text": text, "i": i})
         # The healthy reader gets every message, in order.
         assert await reading == list(range(1, 401))
-        # The frozen one was cut off once its queue was full (its socket closes when the
-        # close handshake times out; it is not buffered for meanwhile).
+        # The frozen one was cut off once its unsent bytes passed the limit (its socket closes
+        # when the close handshake times out; it is not buffered for meanwhile).
         cut = [c for c in gateway.connections if c.user.id == ben.id]
         assert len(cut) == 1
         assert cut[0].closing
