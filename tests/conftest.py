@@ -142,38 +142,45 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+async def create_database(name: str) -> str:
+    """An empty PostgreSQL database ``name`` (dropped first if it exists); returns its URL."""
+    conn = await asyncpg.connect(_asyncpg_dsn(PG_URL))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_database(name: str) -> None:
+    """Drop ``name``, cutting off whoever is still connected to it."""
+    conn = await asyncpg.connect(_asyncpg_dsn(PG_URL))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A database of this test worker's own, migrated once, dropped at the end."""
     _require("postgres", service_status().postgres)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     name = f"cohort_test_{worker}_{os.getpid()}"
-    admin_dsn = _asyncpg_dsn(PG_URL)
-    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
 
-    async def create() -> None:
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
+    async def create() -> str:
+        url = await create_database(name)
         db = Database(url)
         try:
             await upgrade(db)
         finally:
             await db.dispose()
+        return url
 
-    async def drop() -> None:
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    run_in_thread(create())
+    url: str = run_in_thread(create())
     yield url
-    run_in_thread(drop())
+    run_in_thread(drop_database(name))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

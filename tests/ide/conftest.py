@@ -47,12 +47,13 @@ async def open_socket(client: TestClient[Any, Any], account: Account, doc: str) 
     )
 
 
-def ws_base(client: TestClient[Any, Any]) -> str:
-    return str(client.make_url("/yjs")).replace("http://", "ws://")
-
-
 def http_base(client: TestClient[Any, Any]) -> str:
     return str(client.make_url("")).rstrip("/")
+
+
+def yjs_url(base: str) -> str:
+    """The y-websocket server URL of the hub at ``base`` (``http://host:port``)."""
+    return base.replace("http://", "ws://", 1) + "/yjs"
 
 
 async def doc_until(doc: Doc[Any], predicate: Callable[[], bool], within: float = 10.0) -> None:
@@ -244,16 +245,24 @@ class NodeClients:
     async def open(
         self, name: str, client: TestClient[Any, Any], account: Account, doc: str
     ) -> dict[str, Any]:
+        return await self.open_at(name, http_base(client), account, doc)
+
+    async def open_at(self, name: str, base: str, account: Account, doc: str) -> dict[str, Any]:
+        """Open client ``name`` on the hub at ``base`` (``http://host:port``)."""
         result: dict[str, Any] = await self.call(
             "open",
             name=name,
-            server=ws_base(client),
-            base=http_base(client),
+            server=yjs_url(base),
+            base=base,
             token=account.token,
             doc=doc,
             user=account.display_name,
         )
         return result
+
+    async def move(self, name: str, base: str) -> None:
+        """Reconnect client ``name`` to the hub at ``base``, keeping its local document."""
+        await self.call("move", name=name, server=yjs_url(base), base=base)
 
     async def close(self) -> None:
         if self._proc.stdin is not None:
