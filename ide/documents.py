@@ -296,6 +296,13 @@ class DocumentServer:
             await self.flush()
         except Exception:
             log.exception("could not save documents on shutdown")
+        # What this hub only relayed (from a hub that died before saving) is in no log yet:
+        # compacting with the live document stores it, as unloading does.
+        for room in list(self.rooms.values()):
+            try:
+                await self.store.compact(room.name, live=room.state)
+            except Exception:
+                log.exception("could not compact a document on shutdown", extra={"doc": room.name})
         self.rooms.clear()
         if self._sub is not None:
             await self._sub.close()

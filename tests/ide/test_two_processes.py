@@ -349,13 +349,6 @@ async def test_a_hub_killed_mid_edit_loses_nothing_another_hub_received(
     assert three.errors() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DocumentServer.close() saves only its own clients' unsaved updates; unlike unload()"
-    " it does not compact with the live document, so what a hub only relayed is dropped"
-    " (docs/documents.md: 'an update relayed by a hub that died before saving is kept by the"
-    " others')",
-)
 async def test_a_hub_stopping_saves_what_it_relayed_from_a_killed_hub(
     hubs: StartHubs, hub_database: str, node: NodeClients
 ) -> None:
