@@ -263,6 +263,36 @@ class Calls:
             state = await self._roster.get(call)
         await self._announce(call, state)
 
+    async def end(self, call: int, reason: str) -> None:
+        """The party ended: the roster and the SFU room go, and every subscriber of the call's
+        channels (on any hub) is unsubscribed with ``reason``, so its page hangs up."""
+        state = await self._roster.get(call)
+        subscribers = await self._gateway.online_ids(call_channel(call))
+        inboxes = {
+            name.removeprefix("owner:"): int(owner)
+            for name, owner in state.items()
+            if name.startswith("owner:")
+        }
+        if state:
+            await self._roster.drop(call, *state)
+        if self._sfu is not None and "sfu" in state:
+            room = SfuRoom(**orjson.loads(state["sfu"]))
+            with contextlib.suppress(Exception):
+                await self._sfu.destroy_room(room.room, room.secret)
+        for peer, owner in inboxes.items():
+            await self._gateway.evict(inbox_channel(call, peer), owner, reason)
+        for user_id in subscribers:
+            await self._gateway.evict(call_channel(call), user_id, reason)
+
+    async def prune(self, call: int) -> None:
+        """Drop participants whose inbox nobody is connected to any more: their hub died
+        without running its leave hooks. Presence (shared across hubs) outlives a dead hub by
+        at most its time to live."""
+        state = await self._roster.get(call)
+        for peer, who in _participants(state).items():
+            if who.user_id not in await self._gateway.online_ids(inbox_channel(call, peer)):
+                await self.leave(call, peer)
+
     async def _relay(
         self, call: int, peer: str, state: dict[str, str], kind: str, data: dict[str, Any]
     ) -> None:

@@ -55,8 +55,14 @@ def install_calls(app: web.Application, hub: Hub, parties: WatchParties) -> Call
         leaving.add(task)
         task.add_done_callback(leaving.discard)
 
+    async def on_end(party_id: int) -> None:
+        await calls.end(party_id, "The watch party has ended.")
+
     app[CALL_LEAVING] = leaving
     hub.gateway.hooks_on_leave.append(on_leave)
+    # An ended party ends its call; each sweep drops peers a dead hub left in the roster.
+    parties.hooks_on_end.append(on_end)
+    parties.hooks_on_sweep.append(calls.prune)
     app.cleanup_ctx.append(_settle_leaving)
     return calls
 

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import math
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from catalog.models import Course, Enrollment, Lesson
-from catalog.social_models import GroupMember
+from catalog.social_models import GroupMember, StudyGroup
 from hub.clock import Clock
 from hub.db import Database
 from hub.errors import (
@@ -35,6 +35,7 @@ from hub.errors import (
     ValidationFailed,
 )
 from hub.identity.models import User
+from hub.notifications.service import Notifications
 from hub.ratelimit import RateLimiter
 from hub.realtime.gateway import Gateway
 from media.models import Video
@@ -219,6 +220,8 @@ def _key(frame: dict[str, Any]) -> dict[str, Any]:
 
 
 Change = Callable[[WatchParty, dict[int, WatchMember], int], None]
+# Called with a party's id: when it ends, and on every sweep while it is live (its call).
+PartyHook = Callable[[int], Awaitable[None]]
 
 
 class WatchParties:
@@ -230,6 +233,7 @@ class WatchParties:
         gateway: Gateway,
         limiter: RateLimiter,
         clock: Clock,
+        notifications: Notifications,
         *,
         idle_end: float,
     ) -> None:
@@ -237,7 +241,10 @@ class WatchParties:
         self._gateway = gateway
         self._limiter = limiter
         self._clock = clock
+        self._notifications = notifications
         self.idle_end = idle_end
+        self.hooks_on_end: list[PartyHook] = []
+        self.hooks_on_sweep: list[PartyHook] = []
 
     def _now_ms(self) -> int:
         return epoch_ms(self._clock.now())
@@ -289,7 +296,47 @@ class WatchParties:
             await s.flush()
             s.add(WatchMember(party_id=party.id, user_id=user.id, holds=[], joined_at=now))
             party_id = party.id
+        if group_id is not None:
+            await self._tell_group(user, party_id, group_id, lesson)
         return await self.get(user, party_id)
+
+    async def _tell_group(self, host: User, party_id: int, group_id: int, lesson: Lesson) -> None:
+        """Notify the study group's members who may watch the lesson that a party started.
+        The party exists already: a failure here is logged, never the request's."""
+        try:
+            async with self._db.sessions() as s:
+                group = await s.get(StudyGroup, group_id)
+                others = list(
+                    await s.scalars(
+                        select(User)
+                        .join(GroupMember, GroupMember.user_id == User.id)
+                        .where(GroupMember.group_id == group_id, User.id != host.id)
+                        .order_by(User.id)
+                    )
+                )
+                invited = []
+                for other in others:
+                    with contextlib.suppress(Forbidden, NotFound, Conflict):
+                        await self._watchable(s, other, lesson.id)
+                        invited.append(other.id)
+            data = {
+                "party_id": party_id,
+                "group_id": group_id,
+                "group_name": group.name if group is not None else "your study group",
+                "lesson_id": lesson.id,
+                "lesson_title": lesson.title,
+                "url": f"/watch/{party_id}",
+            }
+            for uid in invited:
+                await self._notifications.notify(
+                    uid,
+                    "watch_party.started",
+                    actor=host,
+                    data=data,
+                    group_key=f"watch_party.started:{party_id}",
+                )
+        except Exception:
+            log.exception("watch party notification failed", extra={"party_id": party_id})
 
     async def get(self, user: User, party_id: int) -> PartyView:
         """Members, and members of the party's study group, see a party.
@@ -424,6 +471,11 @@ class WatchParties:
         )
         for uid in members:
             await self._gateway.evict(channel, uid, reason)
+        for hook in self.hooks_on_end:
+            try:
+                await hook(party_id)
+            except Exception:
+                log.exception("watch party end hook failed", extra={"party_id": party_id})
         return True
 
     async def _party_for_host(self, s: AsyncSession, user: User, party_id: int) -> WatchParty:
@@ -685,6 +737,11 @@ class WatchParties:
         ended = []
         for party_id, last_seen in live:
             online = await self._online(party_id)
+            for hook in self.hooks_on_sweep:
+                try:
+                    await hook(party_id)
+                except Exception:
+                    log.exception("watch party sweep hook failed", extra={"party_id": party_id})
             try:
                 if online:
                     await self._mutate(party_id, lambda *_: None, online=online)

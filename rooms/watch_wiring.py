@@ -29,6 +29,7 @@ def install_watch_parties(app: web.Application, hub: Hub, api: Api) -> WatchPart
         hub.gateway,
         hub.limiter,
         hub.clock,
+        hub.notifications,
         idle_end=hub.settings.watch_party_idle_end,
     )
     app[WATCH] = parties

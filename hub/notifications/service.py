@@ -28,6 +28,7 @@ TYPES: dict[str, str] = {
     "chat.mention": "mentions",
     "chat.reply": "replies to your messages",
     "group.invitation": "study group invitations",
+    "watch_party.started": "watch parties started in your study groups",
     "community.role": "role changes in communities",
     "community.joined": "new members of your communities",
     "teacher_application.decided": "teacher application decisions",
@@ -247,6 +248,8 @@ def describe(notification: dict[str, Any]) -> str:
         "chat.mention": f"{who} mentioned you in {data.get('where', 'a chat')}",
         "chat.reply": f"{who} replied to your message",
         "group.invitation": f"{who} invited you to {data.get('group_name', 'a study group')}",
+        "watch_party.started": f"{who} started a watch party in "
+        f"{data.get('group_name', 'your study group')}: {data.get('lesson_title', 'a lesson')}",
         "community.role": f"You are now {data.get('role', 'a member')} of "
         f"{data.get('community_name', 'a community')}",
         "community.joined": f"{who} joined {data.get('community_name', 'your community')}",

@@ -40,6 +40,7 @@ class CallPeer:
         self._refs = 0
         self._answers: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._roster_seen = asyncio.Condition()
+        self._frame_seen = asyncio.Condition()
         self._reader: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -86,12 +87,26 @@ class CallPeer:
             await asyncio.wait_for(self._roster_seen.wait_for(lambda: predicate(self.roster)), wait)
         return self.roster
 
+    async def wait_frame(self, predicate: Any, wait: float = 10.0) -> dict[str, Any]:
+        """The first frame received (so far or next) that matches."""
+
+        def found() -> dict[str, Any] | None:
+            return next((f for f in self.frames if predicate(f)), None)
+
+        async with self._frame_seen:
+            await asyncio.wait_for(self._frame_seen.wait_for(lambda: found() is not None), wait)
+        frame = found()
+        assert frame is not None
+        return frame
+
     async def _read(self) -> None:
         async for msg in self.ws:
             if msg.type != WSMsgType.TEXT:
                 break
             frame = orjson.loads(msg.data)
-            self.frames.append(frame)
+            async with self._frame_seen:
+                self.frames.append(frame)
+                self._frame_seen.notify_all()
             ref = frame.get("ref")
             if ref in self._answers and frame.get("op") in ("subscribed", "ack", "error"):
                 self._answers.pop(ref).set_result(frame)

@@ -13,7 +13,10 @@ from aiohttp.test_utils import TestClient
 from av import VideoFrame
 
 from hub.clock import FakeClock
+from hub.identity.models import User
 from hub.services import HUB
+from rooms.call_wiring import CALLS
+from rooms.watch_handlers import WATCH
 from tests.conftest import Account, log_in, sign_up
 from tests.hub.test_realtime import PrivateRedis, private_redis, ticket, two_hubs
 from tests.rooms.call_peer import CallPeer
@@ -138,18 +141,12 @@ async def test_who_may_take_part_and_where_addressed_frames_go(
         ice = {"candidate": "candidate:1 1 udp 1 10.0.0.1 9 typ host", "sdpMid": "0"}
         answer = await a.publish(type="ice", peer=a.peer, to=b.peer, candidate=ice)
         assert answer["op"] == "ack", answer
-        for _ in range(50):
-            got = [
-                f["data"]
-                for f in b.frames
-                if f.get("op") == "message"
-                and f["channel"] == b.inbox
-                and f["data"]["type"] == "ice"
-            ]
-            if got:
-                break
-            await asyncio.sleep(0.05)
-        assert got == [{"type": "ice", "from": a.peer, "to": b.peer, "candidate": ice}]
+        got = await b.wait_frame(
+            lambda f: (
+                f.get("op") == "message" and f["channel"] == b.inbox and f["data"]["type"] == "ice"
+            )
+        )
+        assert got["data"] == {"type": "ice", "from": a.peer, "to": b.peer, "candidate": ice}
         # A roster change after the signal proves Cleo's socket had every earlier frame.
         await c.publish(type="join", peer=c.peer, media={"audio": True, "video": False})
         await c.wait_roster(lambda r: len(r["participants"]) == 3)
@@ -182,6 +179,84 @@ async def test_a_new_subscriber_gets_the_roster_first(
         assert roster["mode"] == "mesh"
         assert roster["mesh_max"] == 4
         assert [p["peer"] for p in roster["participants"]] == [a.peer]
+
+
+async def test_an_ended_party_ends_its_call(
+    client: Client, app: web.Application, teacher: Account
+) -> None:
+    ana, ben, cleo = await setup(client, app, teacher, "Ana", "Ben", "Cleo")
+    party_id = await a_party(client, app, ana, ben, cleo)
+    async with (
+        await peer(client, ana, party_id) as a,
+        await peer(client, ben, party_id) as b,
+        await peer(client, cleo, party_id) as c,
+    ):
+        await a.join()
+        await b.join()
+        # Cleo only watches the roster.
+        assert (await c.request({"op": "subscribe", "channel": c.channel}))["op"] == "subscribed"
+        await c.wait_roster(lambda r: len(r.get("participants", [])) == 2)
+
+        resp = await client.post(f"/api/watch-parties/{party_id}/end", headers=ana.auth)
+        assert resp.status == 200
+        # Every channel of the call is ended for everyone, with the reason: pages hang up.
+        for one, channels in (
+            (a, (a.channel, a.inbox)),
+            (b, (b.channel, b.inbox)),
+            (c, (c.channel,)),
+        ):
+            for channel in channels:
+                gone = await one.wait_frame(
+                    lambda f, channel=channel: (
+                        f.get("op") == "unsubscribed" and f["channel"] == channel
+                    )
+                )
+                assert "ended" in gone["reason"]
+        roster = await app[CALLS].snapshot(await user_of(app, ana), f"call:{party_id}")
+        assert roster[0]["participants"] == []
+        # Nobody gets back in.
+        answer = await a.request({"op": "subscribe", "channel": a.channel})
+        assert refused(answer) == "forbidden", answer
+
+
+async def test_a_peer_its_hub_lost_leaves_on_the_sweep(
+    client: Client, app: web.Application, teacher: Account
+) -> None:
+    ana, ben = await setup(client, app, teacher, "Ana", "Ben")
+    party_id = await a_party(client, app, ana, ben)
+    gateway = app[HUB].gateway
+    hooks = list(gateway.hooks_on_leave)
+    async with await peer(client, ana, party_id) as a, await peer(client, ben, party_id) as b:
+        await a.join()
+        await b.join()
+        await a.wait_roster(lambda r: len(r.get("participants", [])) == 2)
+        # Ben's hub dies: his presence goes (its time to live), but nothing settles the call.
+        gateway.hooks_on_leave.clear()
+        try:
+            await b.ws.close()
+            await a.wait_frame(
+                lambda f: (
+                    f.get("op") == "message"
+                    and f["channel"] == a.channel
+                    and f["data"].get("type") == "presence"
+                    and f["data"]["event"] == "leave"
+                    and f["data"]["user"]["id"] == ben.id
+                )
+            )
+        finally:
+            gateway.hooks_on_leave[:] = hooks
+        assert {p["peer"] for p in a.roster["participants"]} == {a.peer, b.peer}
+        # The hubs' sweep drops him from the roster; Ana stays.
+        await app[WATCH].sweep()
+        roster = await a.wait_roster(lambda r: len(r["participants"]) == 1)
+        assert [p["peer"] for p in roster["participants"]] == [a.peer]
+
+
+async def user_of(app: web.Application, account: Account) -> User:
+    async with app[HUB].db.sessions() as s:
+        user = await s.get(User, account.id)
+    assert user is not None
+    return user
 
 
 @pytest.mark.redis

@@ -17,6 +17,7 @@ from aiortc import MediaStreamTrack, VideoStreamTrack
 from av import VideoFrame
 
 from hub.settings import Settings
+from rooms.janus import Janus
 from tests.conftest import Account, make_settings
 from tests.rooms.call_peer import CallPeer
 from tests.rooms.janus_server import JanusPeer, JanusServer, run_janus
@@ -70,13 +71,15 @@ async def test_a_fifth_peer_moves_the_call_to_janus(
             roster = await one.wait_roster(lambda r: r.get("mode") == "sfu")
             assert roster["sfu"]["url"] == janus.url
             assert "token" not in roster["sfu"]  # the shared channel carries no token
-        await asyncio.sleep(0)
         tokens = {}
         for one in peers:
-            for _ in range(100):
-                if any(f.get("op") == "message" and f["channel"] == one.inbox for f in one.frames):
-                    break
-                await asyncio.sleep(0.05)
+            await one.wait_frame(
+                lambda f, one=one: (
+                    f.get("op") == "message"
+                    and f["channel"] == one.inbox
+                    and f["data"]["type"] == "roster"
+                )
+            )
             sfu = token_of(one)
             tokens[one.peer] = sfu["token"]
             room = sfu["room"]
@@ -110,6 +113,13 @@ async def test_a_fifth_peer_moves_the_call_to_janus(
             finally:
                 await publisher.close()
                 await subscriber.close()
+
+        # Ending the party ends the call: the hub destroys its Janus room.
+        sfu = Janus(janus.url, admin_key=janus.admin_key)
+        assert (await sfu.request({"request": "exists", "room": room}))["exists"] is True
+        resp = await client.post(f"/api/watch-parties/{party_id}/end", headers=people[0].auth)
+        assert resp.status == 200
+        assert (await sfu.request({"request": "exists", "room": room}))["exists"] is False
     finally:
         for one in peers:
             await one.__aexit__(None, None, None)

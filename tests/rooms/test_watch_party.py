@@ -17,6 +17,7 @@ from hub.services import HUB
 from rooms.watch import HOLD_LIMIT, REACTIONS_PER_WINDOW, START_LEAD_MS
 from rooms.watch_handlers import WATCH
 from rooms.watch_wiring import LEAVING
+from tests.catalog.test_communities import notifications
 from tests.catalog.test_courses import a_video
 from tests.catalog.test_learning import buy, course_with
 from tests.conftest import Account, log_in, sign_up
@@ -60,13 +61,17 @@ class Member:
         self.state: dict[str, Any] = {}
 
     async def subscribe(self, state: bool = True) -> dict[str, Any]:
-        """The subscription's answer (and, with ``state``, the first state that follows it)."""
+        """The subscription's answer (and, with ``state``, the state that comes first after
+        it: a subscriber gets the room's current state before anything else on the channel)."""
         self.refs += 1
         ref = f"s{self.refs}"
         await self.sock.send({"op": "subscribe", "channel": self.channel, "ref": ref})
         answer = (await self.sock.recv_until(lambda f: f.get("ref") == ref))[-1]
         if answer["op"] == "subscribed" and state:
-            await self.until(lambda s: True)
+            first = (await self.sock.recv_until(lambda f: f.get("channel") == self.channel))[-1]
+            assert first["op"] == "message", first
+            assert first["data"]["type"] == "state", first
+            self.state = first["data"]
         return answer
 
     async def send(self, **data: Any) -> dict[str, Any]:
@@ -198,13 +203,29 @@ async def test_create_join_and_who_may(
 async def test_a_study_groups_party(client: Client, app: web.Application, teacher: Account) -> None:
     course_id, (one, *_rest) = await a_course(client, app, teacher)
     ana, ben, cleo = await students(client, course_id, "Ana", "Ben", "Cleo")
-    group = await make_group(app, ana, ben)
+    dan = await sign_up(client, "Dan")  # in the group, not enrolled
+    group = await make_group(app, ana, ben, dan)
     resp = await client.post(
         "/api/watch-parties", json={"lesson_id": one, "group_id": group}, headers=cleo.auth
     )
     assert resp.status == 403  # not in the group
+    inbox = await connect(client, ben)
+    await inbox.subscribe(f"user:{ben.id}")
     party = await create(client, ana, lesson_id=one, group_id=group)
     assert party["group_id"] == group
+    # The group's members who may watch the lesson are told, live and in their list, with
+    # where to go; the host and members who may not watch it are not.
+    frames = await inbox.recv_until(lambda f: f.get("op") == "message")
+    live = frames[-1]["data"]["notification"]
+    assert live["type"] == "watch_party.started"
+    assert live["actors"][0]["id"] == ana.id
+    assert live["data"]["url"] == f"/watch/{party['id']}"
+    assert live["data"]["lesson_title"] == "One"
+    assert live["data"]["group_name"] == "Study"
+    (told,) = await notifications(client, ben)
+    assert told["text"] == "Ana started a watch party in Study: One"
+    assert await notifications(client, ana) == []
+    assert await notifications(client, dan) == []
     # The group's members see it (and its invite); others do not.
     seen = await client.get(f"/api/watch-parties/{party['id']}", headers=ben.auth)
     assert (await seen.json())["invite_code"] == party["invite_code"]
@@ -236,7 +257,7 @@ async def test_control_rules_and_stale_versions(
     await a.ok(cmd="play", version=state["version"])
     playing = await b.until(lambda s: s["playing"])
     assert playing["resume"]
-    assert playing["version"] > state["version"]
+    assert playing["version"] == state["version"] + 1  # the refusal changed nothing
 
     # A command based on a state another command replaced cannot rewind the room.
     await a.ok(cmd="seek", position=30, version=playing["version"])
@@ -467,6 +488,9 @@ async def test_a_party_nobody_is_in_ends_after_the_delay(
     parties = app[WATCH]
     a = await member(client, ana, party)
     await a.subscribe()
+    chat = Member(ana, a.sock, party["chat_channel"])
+    assert (await chat.subscribe(state=False))["op"] == "subscribed"
+    assert (await chat.send(text="brb"))["op"] == "ack"
     clock.advance(parties.idle_end + 5)
     assert await parties.sweep() == []  # someone is there
     await a.sock.ws.close()
@@ -477,6 +501,8 @@ async def test_a_party_nobody_is_in_ends_after_the_delay(
         if gone and not app[LEAVING]:
             break
         await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the hub did not settle the room within 5 s of the socket closing")
     clock.advance(parties.idle_end - 1)
     assert await parties.sweep() == []
     clock.advance(2)
@@ -485,6 +511,9 @@ async def test_a_party_nobody_is_in_ends_after_the_delay(
     body = await got.json()
     assert body["status"] == "ended"
     assert body["ended_at"] is not None
+    # Its chat history stays.
+    resp = await client.get(f"/api/channels/{party['chat_channel']}/messages", headers=ana.auth)
+    assert [m["text"] for m in (await resp.json())["items"]] == ["brb"]
 
 
 @pytest.mark.redis

@@ -93,6 +93,17 @@ async def test_two_pages_see_each_other_in_the_call(
         await expect(host.locator("cohort-call [data-testid=call-remote]")).to_have_count(
             0, timeout=15_000
         )
+
+        # Ending the party hangs up everyone's call.
+        await guest.locator("cohort-call").get_by_role("button", name="Join call").click()
+        await expect(host.locator("cohort-call [data-testid=call-remote]")).to_have_count(
+            1, timeout=30_000
+        )
+        host.once("dialog", lambda dialog: dialog.accept())
+        await host.get_by_test_id("watch-end").click()
+        for page in pages:
+            await expect(page.get_by_test_id("watch-ended")).to_be_visible()
+            await expect(page.locator("cohort-call")).to_have_count(0)
     except BaseException:
         await save_screenshots(request.node.name, dict(zip(("host", "guest"), pages, strict=False)))
         raise

@@ -600,6 +600,7 @@ export type NotificationType =
   | "chat.mention"
   | "chat.reply"
   | "group.invitation"
+  | "watch_party.started"
   | "community.role"
   | "community.joined"
   | "teacher_application.decided"

@@ -802,7 +802,7 @@ export class WatchPage extends LitElement {
           </div>
           <section aria-label="Call" class="call">
             <div id="call-tiles" data-testid="call-tiles">
-              ${this.callReady ? html`<cohort-call party-id=${String(party.id)}></cohort-call>` : nothing}
+              ${this.callReady && !this.ended ? html`<cohort-call party-id=${String(party.id)}></cohort-call>` : nothing}
             </div>
           </section>
         </div>

@@ -179,6 +179,8 @@ export function describeNotification(n: AppNotification): string {
       return `${who} replied to your message`;
     case "group.invitation":
       return `${who} invited you to ${text("group_name", "a study group")}`;
+    case "watch_party.started":
+      return `${who} started a watch party in ${text("group_name", "your study group")}: ${text("lesson_title", "a lesson")}`;
     case "community.role":
       return `You are now ${text("role", "a member")} of ${text("community_name", "a community")}`;
     case "community.joined":
@@ -212,6 +214,10 @@ export function notificationHref(n: AppNotification): string | null {
       return "/friends";
     case "group.invitation":
       return "/groups";
+    case "watch_party.started": {
+      const party = str("party_id");
+      return party ? `/watch/${party}` : null;
+    }
     case "chat.mention":
     case "chat.reply":
       return (channel && channelHref(channel, str("community_slug"), n.actors[0]?.id ?? null)) ?? null;
@@ -245,6 +251,7 @@ export function channelHref(channel: string, communitySlug: string | null, other
     return other ? `/messages/${other}` : "/messages";
   }
   if (parts[0] === "chat" && parts[1] === "group" && parts[2]) return `/groups/${parts[2]}`;
+  if (parts[0] === "chat" && parts[1] === "party" && parts[2]) return `/watch/${parts[2]}`;
   if (parts[0] === "chat" && parts[1] === "community") {
     if (!communitySlug) return "/communities";
     const sub = parts[3] ? `?channel=${encodeURIComponent(parts[3])}` : "";

@@ -357,7 +357,14 @@ export class CohortCall extends LitElement {
             void this.send({ type: "join", media: { audio: this.audio, video: this.video } }).catch(() => undefined);
           }
         },
-        error: (error) => reject(error),
+        error: (error) => {
+          if (first) reject(error);
+          else if (error.code === "evicted") {
+            // The party ended (or this member lost access): the hub ended the call for us.
+            this.hangUp(false);
+            this.problem = error.message;
+          }
+        },
       });
       this.stops.push(stop);
     });
