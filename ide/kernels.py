@@ -6,6 +6,12 @@ kernel's working directory (by the kernel itself, so nothing outside the sandbox
 the kernel's CPU allowance for the run is set, the code runs, and every output is kept with the
 run and sent to the members on the gateway channel ``project:<id>``. A kernel that dies (a
 limit) is replaced before the next run; an idle one is shut down after a while.
+
+One kernel per project across hub processes: a lease (``KernelLease``, renewed by its holder)
+names the hub that holds the project's kernel and runs its queued runs. Another hub that gets a
+run, an interrupt or a restart tells the holder over the broker (channel ``ide:kernels``); a
+lease its holder stopped renewing (the hub died) is taken over by the next hub that needs it,
+which ends the runs the dead hub left ``running`` and runs the ``queued`` ones.
 """
 
 from __future__ import annotations
@@ -22,13 +28,15 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
 from pycrdt import Map, Text
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 
+from hub.broker import Broker, Subscription
 from hub.clock import Clock
 from hub.db import Database
 from hub.errors import (
@@ -42,13 +50,15 @@ from hub.errors import (
 from hub.identity.models import User
 from ide.documents import DocumentServer
 from ide.jupyter import JupyterClient, KernelChannel, KernelGone, KernelHost, KernelHostError
-from ide.models import KernelRun
+from ide.models import KernelLease, KernelRun
 from ide.projects import Projects, doc_name
 from ide.updates import load
 
 log = logging.getLogger(__name__)
 
 MAX_QUEUED = 20  # runs waiting per project
+COMMANDS_CHANNEL = "ide:kernels"  # broker channel between hubs about kernels
+HOLDER_STOPPED = "\n[the hub running this kernel stopped; run it again]\n"
 IDLE_AFTER_REPLY = 5.0  # seconds to wait for a request's last outputs after its reply
 MIME_KEPT = ("text/plain", "text/html", "image/png")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
@@ -82,6 +92,7 @@ class KernelTuning:
     start_timeout: float = 60.0
     reply_timeout: float = 30.0  # the hub's own requests (writing files, cleaning up)
     interrupt_grace: float = 5.0  # after an interrupt, before a restart
+    lease_seconds: float = 15.0  # a kernel lease not renewed for this long is taken over
 
 
 class Publisher(Protocol):
@@ -134,6 +145,15 @@ while True:  # reap the kernel's own children (bwrap's init reaps the rest)
             break
         time.sleep(0.01)
 """
+
+
+class KernelCommand(enum.StrEnum):
+    """What one hub asks of the hub holding a project's kernel."""
+
+    NUDGE = "nudge"  # a run was queued
+    INTERRUPT = "interrupt"
+    RESTART = "restart"
+    RELEASED = "released"  # (to every hub) the lease is free and runs are waiting
 
 
 class KernelDied(Exception):
@@ -242,11 +262,17 @@ class _ProjectKernel:
     current: _LiveRun | None = None
     idle_since: float = 0.0
     died: bool = False  # the server restarts it with new sockets: replace it
+    held: bool = False  # this hub holds the project's kernel lease
+    claiming: asyncio.Lock = field(default_factory=asyncio.Lock)  # one lease claim at a time
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # kernel start/stop
 
 
 class Kernels:
-    """The kernels of one hub process; an async context manager owning their tasks."""
+    """The kernels of one hub process; an async context manager owning their tasks.
+
+    ``broker``: how this hub reaches the others (None: it is the only one, and any lease not
+    its own was left by an earlier run of it).
+    """
 
     def __init__(
         self,
@@ -257,6 +283,7 @@ class Kernels:
         documents: DocumentServer,
         publisher: Publisher,
         host: KernelHost,
+        broker: Broker | None = None,
         tuning: KernelTuning | None = None,
     ) -> None:
         self._db = db
@@ -264,11 +291,17 @@ class Kernels:
         self._projects = projects
         self._documents = documents
         self._publisher = publisher
+        self._broker = broker
         self.host = host
         self.tuning = tuning or KernelTuning()
+        self.hub_id = uuid.uuid4().hex
         self._client = JupyterClient(host)
         self._kernels: dict[int, _ProjectKernel] = {}
         self._culler: asyncio.Task[None] | None = None
+        self._leaser: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._sub: Subscription | None = None
+        self._commands: set[asyncio.Task[None]] = set()
         self._started = False
         self._closing = False
 
@@ -278,7 +311,13 @@ class Kernels:
         if self._started:
             raise RuntimeError("kernels already started")
         self._started = True
+        if self._broker is not None:
+            self._sub = await self._broker.subscribe(COMMANDS_CHANNEL)
+            self._broker.on_reconnect.append(self._after_reconnect)
+            self._listener = asyncio.create_task(self._listen(), name="kernel-commands")
         self._culler = asyncio.create_task(self._cull_loop(), name="kernel-culler")
+        # Its first round takes over what a stopped hub left (on a single hub: the last run).
+        self._leaser = asyncio.create_task(self._lease_loop(), name="kernel-leases")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -286,10 +325,15 @@ class Kernels:
 
     async def close(self) -> None:
         """Stop every worker (a run in progress ends as ``error``), every kernel, and a local
-        Jupyter server."""
+        Jupyter server, and give up this hub's leases. Runs still queued stay queued for
+        another hub when there are others (told through the broker), else they end."""
         self._closing = True
+        if self._broker is not None and self._after_reconnect in self._broker.on_reconnect:
+            self._broker.on_reconnect.remove(self._after_reconnect)
         running = {pid: pk.current for pid, pk in self._kernels.items() if pk.current is not None}
-        tasks = [t for t in [self._culler] if t is not None]
+        held = [pid for pid, pk in self._kernels.items() if pk.held]
+        tasks = [t for t in (self._culler, self._leaser, self._listener) if t is not None]
+        tasks += list(self._commands)
         for pk in self._kernels.values():
             tasks += [t for t in (pk.worker, pk.reader) if t is not None]
         for task in tasks:
@@ -307,22 +351,58 @@ class Kernels:
             if pk.channel is not None:
                 with contextlib.suppress(Exception):
                     await pk.channel.close()
-        waiting = [run_id for pk in self._kernels.values() for run_id in pk.queue]
-        if waiting:
+        try:
+            await self._give_up_leases(held)
+        except Exception:
+            # They expire: other hubs (or this one's next start) take them over then.
+            log.exception("kernel leases not given up")
+        if self._sub is not None:
             with contextlib.suppress(Exception):
-                async with self._db.transaction() as s:
-                    await s.execute(
-                        update(KernelRun)
-                        .where(KernelRun.id.in_(waiting))
-                        .values(
-                            status=RunStatus.ERROR.value,
-                            outputs=[_notice("[the hub stopped before this run started]\n")],
-                            finished_at=self._clock.now(),
-                        )
-                    )
+                await self._sub.close()
         self._kernels.clear()
         await self._client.close()
         await self.host.close()
+
+    async def _give_up_leases(self, held: list[int]) -> None:
+        if not held:
+            return
+        now = self._clock.now()
+        async with self._db.transaction() as s:
+            if self._broker is None:
+                # No other hub to run them: the runs waiting here end now.
+                await s.execute(
+                    update(KernelRun)
+                    .where(
+                        KernelRun.project_id.in_(held),
+                        KernelRun.status == RunStatus.QUEUED.value,
+                    )
+                    .values(
+                        status=RunStatus.ERROR.value,
+                        outputs=[_notice("[the hub stopped before this run started]\n")],
+                        finished_at=now,
+                    )
+                )
+                waiting: list[int] = []
+            else:
+                waiting = list(
+                    (
+                        await s.scalars(
+                            select(KernelRun.project_id)
+                            .where(
+                                KernelRun.project_id.in_(held),
+                                KernelRun.status == RunStatus.QUEUED.value,
+                            )
+                            .distinct()
+                        )
+                    ).all()
+                )
+            await s.execute(
+                delete(KernelLease).where(
+                    KernelLease.project_id.in_(held), KernelLease.hub_id == self.hub_id
+                )
+            )
+        for project_id in waiting:
+            await self._tell(None, KernelCommand.RELEASED, project_id)
 
     # Requests (the HTTP edge calls these) ----------------------------------------------------
 
@@ -347,8 +427,7 @@ class Kernels:
             raise Unavailable("The hub is shutting down; run again in a moment.")
         if path is not None and path not in await self.files(project_id):
             raise NotFound(f"The project has no file {path!r}.")
-        pk = self._kernels.get(project_id)
-        if pk is not None and len(pk.queue) >= MAX_QUEUED:
+        if await self._queued_count(project_id) >= MAX_QUEUED:
             raise Conflict("Too many runs are waiting in this project; try again shortly.")
         async with self._db.transaction() as s:
             run = KernelRun(
@@ -364,10 +443,12 @@ class Kernels:
             )
             s.add(run)
         view = RunView(run, user)
-        pk = self._project_kernel(project_id)
-        pk.queue.append(run.id)
-        pk.wake.set()
         await self._publish(project_id, {"type": "run", "run": run_data(view, outputs=False)})
+        try:
+            await self._dispatch(project_id, run.id)
+        except Exception:
+            # Stored: the holder's or this hub's next lease round picks it up.
+            log.exception("run not dispatched", extra={"project_id": project_id, "run": run.id})
         return view
 
     async def get_run(self, user: User, project_id: int, run_id: int) -> RunView:
@@ -406,27 +487,46 @@ class Kernels:
     async def state(self, user: User, project_id: int) -> dict[str, Any]:
         """The kernel's state: ``none``, ``starting``, ``idle``, ``busy`` or ``dead``."""
         await self._projects.get(user, project_id)
-        return self._kernel_data(project_id)
+        return await self._state_anywhere(project_id)
 
     async def interrupt(self, user: User, project_id: int) -> dict[str, Any]:
         """Interrupt the run in progress (it ends ``interrupted``); nothing when idle."""
         await self._writer(user, project_id)
         pk = self._kernels.get(project_id)
-        if pk is not None and pk.current is not None and pk.kernel_id is not None:
-            pk.current.interrupt_requested = True
-            try:
-                await self._client.interrupt(pk.kernel_id)
-            except KernelHostError:
-                log.warning("interrupt failed", extra={"project_id": project_id}, exc_info=True)
-        return self._kernel_data(project_id)
+        if pk is not None and pk.held:
+            await self._interrupt_here(pk)
+        else:
+            await self._forward(project_id, KernelCommand.INTERRUPT)
+        return await self._state_anywhere(project_id)
 
     async def restart(self, user: User, project_id: int) -> dict[str, Any]:
         """Restart the kernel (its variables are lost; a run in progress ends
         ``interrupted``; queued runs run after it)."""
         await self._writer(user, project_id)
         pk = self._kernels.get(project_id)
-        if pk is None or pk.kernel_id is None:
-            return self._kernel_data(project_id)
+        if pk is not None and pk.held:
+            await self._restart_here(pk)
+        else:
+            await self._forward(project_id, KernelCommand.RESTART)
+        return await self._state_anywhere(project_id)
+
+    async def holder(self, project_id: int) -> str | None:
+        """The hub holding the project's kernel lease (expired or not), if any."""
+        async with self._db.sessions() as s:
+            lease = await s.get(KernelLease, project_id)
+            return lease.hub_id if lease is not None else None
+
+    async def _interrupt_here(self, pk: _ProjectKernel) -> None:
+        if pk.current is not None and pk.kernel_id is not None:
+            pk.current.interrupt_requested = True
+            try:
+                await self._client.interrupt(pk.kernel_id)
+            except KernelHostError:
+                log.warning("interrupt failed", extra={"project_id": pk.project_id}, exc_info=True)
+
+    async def _restart_here(self, pk: _ProjectKernel) -> None:
+        if pk.kernel_id is None:
+            return
         if pk.current is not None:
             pk.current.restart_requested = True
         async with pk.lock:
@@ -444,7 +544,6 @@ class Kernels:
             if pk.kernel_id is not None:
                 await self._set_state(pk, KernelState.BUSY if pk.current else KernelState.IDLE)
         pk.idle_since = self._clock.monotonic()
-        return self._kernel_data(project_id)
 
     async def files(self, project_id: int) -> dict[str, str]:
         """The project's files as its document holds them now (``path`` → text)."""
@@ -459,12 +558,13 @@ class Kernels:
         return {str(path): str(text) for path, text in files.items() if isinstance(text, Text)}
 
     async def cull(self) -> list[int]:
-        """Shut down every kernel idle for ``idle_seconds``; returns their projects."""
+        """Shut down every kernel idle for ``idle_seconds`` (giving up its lease); returns
+        their projects."""
         now = self._clock.monotonic()
         culled = []
         for pk in list(self._kernels.values()):
             if (
-                pk.kernel_id is not None
+                pk.held
                 and pk.current is None
                 and not pk.queue
                 and now - pk.idle_since >= self.tuning.idle_seconds
@@ -472,11 +572,303 @@ class Kernels:
                 async with pk.lock:
                     if pk.current is not None or pk.queue:
                         continue
+                    # Runs another hub queued that the worker has not seen yet keep it.
+                    if await self._queued_count(pk.project_id):
+                        pk.wake.set()
+                        continue
+                    had_kernel = pk.kernel_id is not None
                     await self._drop_kernel(pk)
                     await self._set_state(pk, KernelState.NONE)
-                culled.append(pk.project_id)
-                log.info("idle kernel shut down", extra={"project_id": pk.project_id})
+                    await self._release(pk)
+                if had_kernel:
+                    culled.append(pk.project_id)
+                    log.info("idle kernel shut down", extra={"project_id": pk.project_id})
         return culled
+
+    async def adopt(self) -> list[int]:
+        """Take over the kernel of every project with runs waiting or left running whose lease
+        nobody holds (none, or expired: its hub stopped); returns those projects."""
+        async with self._db.sessions() as s:
+            pending = (
+                await s.scalars(
+                    select(KernelRun.project_id)
+                    .where(KernelRun.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value]))
+                    .distinct()
+                )
+            ).all()
+            leases = {
+                lease.project_id: lease
+                for lease in (
+                    await s.scalars(select(KernelLease).where(KernelLease.project_id.in_(pending)))
+                ).all()
+            }
+        adopted = []
+        for project_id in pending:
+            pk = self._kernels.get(project_id)
+            if (pk is not None and pk.held) or self._live_elsewhere(leases.get(project_id)):
+                continue
+            if await self._claim(project_id) is None:
+                adopted.append(project_id)
+        return adopted
+
+    async def renew(self) -> None:
+        """Extend this hub's leases; a lease another hub took over meanwhile (this hub was
+        thought dead) is given up, with its kernel."""
+        held = {pid: pk for pid, pk in self._kernels.items() if pk.held}
+        if not held:
+            return
+        async with self._db.transaction() as s:
+            await s.execute(
+                update(KernelLease)
+                .where(KernelLease.project_id.in_(held), KernelLease.hub_id == self.hub_id)
+                .values(expires_at=self._lease_end())
+            )
+            still = set(
+                (
+                    await s.scalars(
+                        select(KernelLease.project_id).where(
+                            KernelLease.project_id.in_(held), KernelLease.hub_id == self.hub_id
+                        )
+                    )
+                ).all()
+            )
+        for project_id, pk in held.items():
+            if project_id in still:
+                pk.wake.set()  # runs whose nudge was lost (the broker is at most once)
+            elif pk.held:
+                await self._lose(pk)
+
+    # Leases ----------------------------------------------------------------------------------
+
+    def _lease_end(self) -> datetime:
+        return self._clock.now() + timedelta(seconds=self.tuning.lease_seconds)
+
+    async def _claim(self, project_id: int) -> str | None:
+        """Take the project's lease unless a live hub holds it; returns that hub, or None once
+        this hub holds it. Taking it over ends the runs its last holder left running."""
+        pk = self._project_kernel(project_id)
+        async with pk.claiming:
+            if pk.held:
+                return None
+            try:
+                holder = await self._claim_once(project_id)
+            except IntegrityError:
+                # Another hub created the lease at the same moment: it holds it.
+                holder = await self.holder(project_id)
+                if holder is None or holder == self.hub_id:
+                    raise
+                return holder
+            if holder is None:
+                pk.held = True
+                pk.state = KernelState.NONE
+                pk.idle_since = self._clock.monotonic()
+                pk.wake.set()
+            return holder
+
+    async def _claim_once(self, project_id: int) -> str | None:
+        now = self._clock.now()
+        stale: list[tuple[KernelRun, User | None]] = []
+        async with self._db.transaction() as s:
+            lease = await s.get(KernelLease, project_id, with_for_update=True)
+            previous = lease.hub_id if lease is not None else None
+            if lease is None:
+                s.add(
+                    KernelLease(
+                        project_id=project_id,
+                        hub_id=self.hub_id,
+                        expires_at=self._lease_end(),
+                        state=KernelState.NONE.value,
+                        run_id=None,
+                    )
+                )
+            elif lease.hub_id == self.hub_id or lease.expires_at <= now or self._broker is None:
+                lease.hub_id = self.hub_id
+                lease.expires_at = self._lease_end()
+                lease.state = KernelState.NONE.value
+                lease.run_id = None
+            else:
+                return lease.hub_id
+            # Only a lease holder runs runs, and this hub runs none of this project now (it
+            # does not hold the lease): any still ``running`` lost its hub.
+            for run in (
+                await s.scalars(
+                    select(KernelRun).where(
+                        KernelRun.project_id == project_id,
+                        KernelRun.status == RunStatus.RUNNING.value,
+                    )
+                )
+            ).all():
+                run.status = RunStatus.ERROR.value
+                run.outputs = [*run.outputs, _notice(HOLDER_STOPPED)]
+                run.finished_at = now
+                by = await s.get(User, run.user_id) if run.user_id is not None else None
+                stale.append((run, by))
+        if previous is not None and previous != self.hub_id:
+            log.info(
+                "kernel lease taken over",
+                extra={"project_id": project_id, "from": previous, "stale_runs": len(stale)},
+            )
+        for run, by in stale:
+            await self._publish(
+                project_id, {"type": "run", "run": run_data(RunView(run, by), outputs=False)}
+            )
+        return None
+
+    async def _release(self, pk: _ProjectKernel) -> None:
+        pk.held = False
+        async with self._db.transaction() as s:
+            await s.execute(
+                delete(KernelLease).where(
+                    KernelLease.project_id == pk.project_id, KernelLease.hub_id == self.hub_id
+                )
+            )
+
+    async def _lose(self, pk: _ProjectKernel) -> None:
+        """Another hub holds the lease now: this hub's kernel of the project goes (a run in
+        progress was ended by the new holder)."""
+        log.warning("kernel lease lost", extra={"project_id": pk.project_id})
+        pk.held = False
+        async with pk.lock:
+            await self._drop_kernel(pk)
+            pk.state = KernelState.NONE
+
+    async def _dispatch(self, project_id: int, run_id: int) -> None:
+        """Get a queued run going: here when this hub holds (or can take) the lease, else by
+        telling the holder."""
+        pk = self._kernels.get(project_id)
+        if pk is not None and pk.held:
+            pk.queue.append(run_id)
+            pk.wake.set()
+            return
+        holder = await self._claim(project_id)
+        if holder is not None:
+            await self._tell(holder, KernelCommand.NUDGE, project_id)
+
+    async def _forward(self, project_id: int, command: KernelCommand) -> None:
+        """An interrupt or restart of a kernel this hub does not hold: to its holder, or, when
+        its hub stopped, take the lease over (that ends the run it left)."""
+        async with self._db.sessions() as s:
+            lease = await s.get(KernelLease, project_id)
+        if lease is not None and self._live_elsewhere(lease):
+            await self._tell(lease.hub_id, command, project_id)
+        else:
+            await self._adopt_one(project_id)
+
+    def _live_elsewhere(self, lease: KernelLease | None) -> bool:
+        """The lease is another hub's, and that hub is alive (it renews it)."""
+        return (
+            lease is not None
+            and self._broker is not None
+            and lease.hub_id != self.hub_id
+            and lease.expires_at > self._clock.now()
+        )
+
+    async def _adopt_one(self, project_id: int) -> bool:
+        """Take the project's lease if runs are waiting or were left running and nobody live
+        holds it."""
+        if not await self._pending(project_id):
+            return False
+        return await self._claim(project_id) is None
+
+    async def _pending(self, project_id: int) -> bool:
+        async with self._db.sessions() as s:
+            found = await s.scalar(
+                select(KernelRun.id)
+                .where(
+                    KernelRun.project_id == project_id,
+                    KernelRun.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value]),
+                )
+                .limit(1)
+            )
+        return found is not None
+
+    async def _queued_count(self, project_id: int) -> int:
+        async with self._db.sessions() as s:
+            count = await s.scalar(
+                select(func.count())
+                .select_from(KernelRun)
+                .where(
+                    KernelRun.project_id == project_id,
+                    KernelRun.status == RunStatus.QUEUED.value,
+                )
+            )
+        return int(count or 0)
+
+    async def _state_anywhere(self, project_id: int) -> dict[str, Any]:
+        """The kernel's state as this hub holds it, or as its holder last reported it."""
+        queued = await self._queued_count(project_id)
+        pk = self._kernels.get(project_id)
+        if pk is not None and pk.held:
+            return self._kernel_data(project_id) | {"queued": queued}
+        async with self._db.sessions() as s:
+            lease = await s.get(KernelLease, project_id)
+        if lease is None or not self._live_elsewhere(lease):
+            return {"state": KernelState.NONE.value, "run": None, "queued": queued}
+        return {"state": lease.state, "run": lease.run_id, "queued": queued}
+
+    # Between hubs ----------------------------------------------------------------------------
+
+    async def _tell(self, hub_id: str | None, command: KernelCommand, project_id: int) -> None:
+        """Send ``command`` to hub ``hub_id`` (None: every hub) over the broker."""
+        if self._broker is None:
+            return
+        message = {"op": command.value, "project": project_id, "from": self.hub_id, "to": hub_id}
+        try:
+            await self._broker.publish(COMMANDS_CHANNEL, orjson.dumps(message))
+        except Exception:
+            # A lost nudge is repaired by the holder's next lease round; a lost interrupt is not.
+            log.warning(
+                "kernel command not sent",
+                extra={"project_id": project_id, "command": command.value},
+            )
+
+    async def _listen(self) -> None:
+        assert self._sub is not None
+        async for message in self._sub:
+            try:
+                data = orjson.loads(message.data)
+                command = KernelCommand(data["op"])
+                project_id = int(data["project"])
+                sender, target = str(data["from"]), data.get("to")
+            except (orjson.JSONDecodeError, KeyError, ValueError, TypeError):
+                log.warning("dropped a malformed kernel command")
+                continue
+            if sender == self.hub_id or target not in (None, self.hub_id):
+                continue
+            task = asyncio.create_task(
+                self._obey(command, project_id), name=f"kernel-{command.value}-{project_id}"
+            )
+            self._commands.add(task)
+            task.add_done_callback(self._commands.discard)
+
+    async def _obey(self, command: KernelCommand, project_id: int) -> None:
+        try:
+            pk = self._kernels.get(project_id)
+            if pk is None or not pk.held:
+                # Not (or no longer) the holder: take over if the kernel is nobody's.
+                await self._adopt_one(project_id)
+            elif command is KernelCommand.INTERRUPT:
+                await self._interrupt_here(pk)
+            elif command is KernelCommand.RESTART:
+                await self._restart_here(pk)
+            else:
+                pk.wake.set()
+        except Exception:
+            log.exception("kernel command failed", extra={"project_id": project_id})
+
+    async def _after_reconnect(self) -> None:
+        # Commands sent while the broker was away are gone: look at the database again.
+        await self.renew()
+        await self.adopt()
+
+    async def _lease_loop(self) -> None:
+        while True:
+            try:
+                await self.renew()
+                await self.adopt()
+            except Exception:
+                log.exception("kernel lease round failed")
+            await asyncio.sleep(self.tuning.lease_seconds / 3)
 
     # Internals ------------------------------------------------------------------------------
 
@@ -515,17 +907,61 @@ class Kernels:
         if pk.state is state:
             return
         pk.state = state
-        await self._publish(pk.project_id, {"type": "kernel", "kernel": self._kernel_data_of(pk)})
+        data = self._kernel_data_of(pk)
+        await self._publish(pk.project_id, {"type": "kernel", "kernel": data})
+        if pk.held:
+            # What the other hubs answer for GET …/kernel.
+            try:
+                async with self._db.transaction() as s:
+                    await s.execute(
+                        update(KernelLease)
+                        .where(
+                            KernelLease.project_id == pk.project_id,
+                            KernelLease.hub_id == self.hub_id,
+                        )
+                        .values(state=data["state"], run_id=data["run"])
+                    )
+            except Exception:
+                log.warning("kernel state not stored", extra={"project_id": pk.project_id})
 
     def _kernel_data_of(self, pk: _ProjectKernel) -> dict[str, Any]:
         return self._kernel_data(pk.project_id) | {"state": pk.state.value}
 
+    async def _next_run(self, pk: _ProjectKernel) -> int | None:
+        """The project's oldest queued run, while this hub holds its lease."""
+        if not pk.held:
+            return None
+        async with self._db.sessions() as s:
+            waiting = list(
+                (
+                    await s.scalars(
+                        select(KernelRun.id)
+                        .where(
+                            KernelRun.project_id == pk.project_id,
+                            KernelRun.status == RunStatus.QUEUED.value,
+                        )
+                        .order_by(KernelRun.id)
+                        .limit(MAX_QUEUED + 1)
+                    )
+                ).all()
+            )
+        pk.queue = deque(waiting[1:])
+        return waiting[0] if waiting else None
+
     async def _work(self, pk: _ProjectKernel) -> None:
         while True:
-            while not pk.queue:
-                pk.wake.clear()
+            pk.wake.clear()
+            try:
+                run_id = await self._next_run(pk)
+            except Exception:
+                log.warning("queued runs not read", extra={"project_id": pk.project_id})
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.tuning.lease_seconds / 3):
+                        await pk.wake.wait()
+                continue
+            if run_id is None:
                 await pk.wake.wait()
-            run_id = pk.queue.popleft()
+                continue
             try:
                 await self._run(pk, run_id)
             except (Exception, asyncio.CancelledError) as exc:
@@ -545,12 +981,19 @@ class Kernels:
 
     async def _run(self, pk: _ProjectKernel, run_id: int) -> None:
         async with self._db.transaction() as s:
+            # queued → running once: a hub that lost its lease without knowing yet cannot run
+            # a run its successor took.
+            taken = await s.execute(
+                update(KernelRun)
+                .where(KernelRun.id == run_id, KernelRun.status == RunStatus.QUEUED.value)
+                .values(status=RunStatus.RUNNING.value, started_at=self._clock.now())
+            )
+            if taken.rowcount != 1:  # type: ignore[attr-defined]
+                return
             run = await s.get(KernelRun, run_id)
             if run is None:
                 return
             by = await s.get(User, run.user_id) if run.user_id is not None else None
-            run.status = RunStatus.RUNNING.value
-            run.started_at = self._clock.now()
         live = pk.current = _LiveRun(RunView(run, by))
         await self._publish(
             pk.project_id, {"type": "run", "run": run_data(live.view, outputs=False)}
@@ -686,8 +1129,10 @@ class Kernels:
         run.status = status.value
         run.finished_at = self._clock.now()
         async with self._db.transaction() as s:
-            stored = await s.get(KernelRun, run.id)
-            if stored is not None:
+            stored = await s.get(KernelRun, run.id, with_for_update=True)
+            # The first ending stands: a hub that took the lease over may have ended it.
+            ended_here = stored is not None and stored.status == RunStatus.RUNNING.value
+            if stored is not None and ended_here:
                 stored.status = run.status
                 stored.outputs = list(run.outputs)
                 stored.output_bytes = run.output_bytes
@@ -695,9 +1140,10 @@ class Kernels:
                 stored.started_at = run.started_at
                 stored.finished_at = run.finished_at
         pk.current = None
-        await self._publish(
-            pk.project_id, {"type": "run", "run": run_data(live.view, outputs=False)}
-        )
+        if ended_here:
+            await self._publish(
+                pk.project_id, {"type": "run", "run": run_data(live.view, outputs=False)}
+            )
 
     # Kernel plumbing --------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""IDE tables: projects, their invited members, the update log of every Yjs document, and
-kernel runs."""
+"""IDE tables: projects, their invited members, the update log of every Yjs document, kernel
+runs, and which hub process holds each project's kernel."""
 
 from __future__ import annotations
 
@@ -74,10 +74,30 @@ class KernelRun(Base):
     path: Mapped[str | None] = mapped_column(String(500), default=None)
     code: Mapped[str | None] = mapped_column(Text, default=None)
     # queued | running | ok | error | interrupted | limit
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
     outputs: Mapped[list[Any]] = mapped_column(JSON, default=list)
     output_bytes: Mapped[int] = mapped_column(Integer, default=0)
     truncated: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class KernelLease(Base):
+    """The hub process that holds a project's kernel, until ``expires_at`` unless it renews.
+
+    Only the holder starts the project's kernel and runs its queued runs; the other hubs
+    forward to it. A lease past ``expires_at`` belongs to a hub that stopped renewing (it
+    died): the next hub to need the kernel takes it over. ``state`` and ``run_id`` are the
+    holder's kernel state as the other hubs report it.
+    """
+
+    __tablename__ = "kernel_leases"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    hub_id: Mapped[str] = mapped_column(String(32))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    state: Mapped[str] = mapped_column(String(16))  # none | starting | idle | busy | dead
+    run_id: Mapped[int | None] = mapped_column(BigId, default=None)

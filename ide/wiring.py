@@ -46,6 +46,8 @@ def build_ide(
             documents=documents,
             publisher=hub.gateway,
             host=kernel_host(hub.settings),
+            # As for documents: with the in-memory broker this hub is the only one.
+            broker=hub.broker if hub.redis is not None else None,
             tuning=KernelTuning(
                 cpu_seconds=hub.settings.kernel_cpu_seconds,
                 output_bytes=hub.settings.kernel_output_bytes,

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import shutil
+import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +24,12 @@ from aiohttp.test_utils import TestClient
 
 from hub.app import create_app
 from hub.clock import FakeClock
+from hub.services import HUB
 from hub.settings import Settings
 from ide.jupyter import LocalJupyterServer, LocalServerConfig, RemoteJupyter
+from ide.models import KernelLease, KernelRun
 from ide.services import IDE
-from tests.conftest import Account, make_settings, sign_up
+from tests.conftest import Account, log_in, make_settings, sign_up
 from tests.hub.test_realtime import Socket, connect
 from tests.ide.conftest import create_project, py_client
 
@@ -116,6 +121,32 @@ async def wait_busy(client: TestClient[Any, Any], account: Account, project: int
             if (await kernel.json())["state"] == "busy":
                 return
             await asyncio.sleep(0.05)
+
+
+async def interrupt_stops_a_loop(
+    client: TestClient[Any, Any], account: Account, project: int, *, prints: str, expected: str
+) -> None:
+    """A run looping forever, interrupted through ``client``, ends ``interrupted``; the run
+    queued behind it then prints the kernel's variable ``prints``: ``expected``."""
+    socket = await connect(client, account)
+    assert (await socket.subscribe(f"project:{project}"))["op"] == "subscribed"
+    code = "print('looping', flush=True)\nwhile True:\n    pass"
+    loop = await start_run(client, account, project, code=code)
+
+    def looping(frame: dict[str, Any]) -> bool:
+        data = frame.get("data") or {}
+        return bool(data.get("type") == "output" and data.get("run") == loop["id"])
+
+    async with asyncio.timeout(30):  # its first output: the loop is running in the kernel
+        await socket.recv_until(looping, wait=30)
+    queued = await start_run(client, account, project, code=f"print({prints})")
+    resp = await client.post(f"/api/projects/{project}/kernel/interrupt", headers=account.auth)
+    assert resp.status == 200
+    stopped = await finished(client, account, project, loop["id"])
+    assert stopped["status"] == "interrupted", stopped
+    after = await finished(client, account, project, queued["id"])
+    assert (after["status"], stdout(after)) == ("ok", expected)
+    await socket.ws.close()
 
 
 async def still_works(client: TestClient[Any, Any], account: Account, project: int) -> None:
@@ -333,16 +364,7 @@ async def test_infinite_loops_end(client: TestClient[Any, Any]) -> None:
     await run_code(client, ana, pid, "kept = 'before'")
 
     # Interrupt: the run ends "interrupted", the kernel keeps its variables.
-    loop = await start_run(client, ana, pid, code="while True:\n    pass")
-    await wait_busy(client, ana, pid)
-    queued = await start_run(client, ana, pid, code="print(kept)")
-    await asyncio.sleep(0.5)
-    resp = await client.post(f"/api/projects/{pid}/kernel/interrupt", headers=ana.auth)
-    assert resp.status == 200
-    stopped = await finished(client, ana, pid, loop["id"])
-    assert stopped["status"] == "interrupted", stopped
-    after = await finished(client, ana, pid, queued["id"])
-    assert (after["status"], stdout(after)) == ("ok", "before\n")
+    await interrupt_stops_a_loop(client, ana, pid, prints="kept", expected="before\n")
 
     # The CPU limit (3 s a run): the kernel is killed and replaced; the next run works.
     spin = await run_code(client, ana, pid, "while True:\n    pass", within=60)
@@ -421,3 +443,200 @@ async def test_a_remote_jupyter_server(
             assert await resp.json() == []
     finally:
         await server.close()
+
+
+# One kernel per project across hub processes ------------------------------------------------
+
+HUBS = pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+
+
+@dataclasses.dataclass
+class HubPair:
+    one: TestClient[Any, Any]
+    two: TestClient[Any, Any]
+    ana: Account  # logged in on both
+    pid: int  # Ana's project
+
+
+@pytest.fixture
+async def hub_pair(
+    aiohttp_client: Any,
+    settings: Settings,
+    redis_url: str,
+    clock: FakeClock,
+    fast_hashing: Any,
+    tmp_path: Path,
+) -> HubPair:
+    """Two hub apps on one database and one Redis, each with its own local Jupyter server.
+
+    Their lease rounds (every third of ``lease_seconds``) never come during a test: what the
+    hubs do, the messages between them do, or the test (calling ``adopt``).
+    """
+    prefix = f"t{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    clients = []
+    for name in ("one", "two"):
+        hub_settings = settings.model_copy(
+            update={
+                "redis_url": redis_url,
+                "redis_prefix": prefix,
+                "kernels_dir": tmp_path / name / "kernels",
+            }
+        )
+        app = create_app(hub_settings, clock=clock, hashing=fast_hashing)
+        kernels = app[IDE].kernels
+        kernels.tuning = dataclasses.replace(kernels.tuning, lease_seconds=3600)
+        clients.append(await aiohttp_client(app))
+    one, two = clients
+    ana = await sign_up(one, "Ana")
+    await log_in(two, ana)
+    return HubPair(one, two, ana, (await create_project(one, ana))["id"])
+
+
+async def left_by_a_dead_hub(
+    client: TestClient[Any, Any], account: Account, project: int, clock: FakeClock
+) -> tuple[int, int]:
+    """What a hub that died mid-run leaves: its lease (not expired yet), a ``running`` run and
+    a ``queued`` one. Returns the two runs' ids."""
+    db = client.app[HUB].db
+    lease_seconds = client.app[IDE].kernels.tuning.lease_seconds
+    async with db.transaction() as s:
+        stale = KernelRun(
+            project_id=project,
+            user_id=account.id,
+            code="while True:\n    pass",
+            status="running",
+            outputs=[{"output_type": "stream", "name": "stdout", "text": "started\n"}],
+            output_bytes=0,
+            truncated=False,
+            created_at=clock.now(),
+            started_at=clock.now(),
+        )
+        waiting = KernelRun(
+            project_id=project,
+            user_id=account.id,
+            code="print('picked up')",
+            status="queued",
+            outputs=[],
+            output_bytes=0,
+            truncated=False,
+            created_at=clock.now(),
+        )
+        s.add_all([stale, waiting])
+        await s.flush()
+        s.add(
+            KernelLease(
+                project_id=project,
+                hub_id=uuid.uuid4().hex,  # no hub has this id any more
+                expires_at=clock.now() + timedelta(seconds=lease_seconds),
+                state="busy",
+                run_id=stale.id,
+            )
+        )
+    return stale.id, waiting.id
+
+
+@HUBS
+@pytest.mark.redis
+async def test_one_kernel_for_a_project_across_hubs(hub_pair: HubPair) -> None:
+    one, two, ana, pid = hub_pair.one, hub_pair.two, hub_pair.ana, hub_pair.pid
+    first, second = one.app[IDE].kernels, two.app[IDE].kernels
+
+    # A variable set through hub one is there for a run posted to hub two: one kernel.
+    assert (await run_code(one, ana, pid, "x = 41"))["status"] == "ok"
+    assert await second.holder(pid) == first.hub_id
+    read = await run_code(two, ana, pid, "print(x + 1)")
+    assert (read["status"], stdout(read)) == ("ok", "42\n")
+    assert await second.holder(pid) == first.hub_id
+    state = await (await two.get(f"/api/projects/{pid}/kernel", headers=ana.auth)).json()
+    assert state == {"state": "idle", "run": None, "queued": 0}
+
+    # Interrupt through hub two stops the run on hub one's kernel; the queue goes on.
+    await interrupt_stops_a_loop(two, ana, pid, prints="x", expected="41\n")
+
+    # Restart through hub two: the one kernel's variables are gone, for both hubs.
+    resp = await two.post(f"/api/projects/{pid}/kernel/restart", headers=ana.auth)
+    assert resp.status == 200
+    gone = await run_code(one, ana, pid, "print(x)")
+    assert gone["status"] == "error"
+    assert gone["outputs"][-1]["ename"] == "NameError"
+    assert await first.holder(pid) == first.hub_id
+
+
+@HUBS
+@pytest.mark.redis
+async def test_a_hub_that_stops_hands_its_queue_over(hub_pair: HubPair) -> None:
+    one, two, ana, pid = hub_pair.one, hub_pair.two, hub_pair.ana, hub_pair.pid
+    loop = await start_run(one, ana, pid, code="while True:\n    pass")
+    await wait_busy(two, ana, pid)
+    waiting = await start_run(two, ana, pid, code="print('after')")
+    await one.close()
+    # The run hub one was running ended with it; hub two took the kernel and ran the queue.
+    stopped = await finished(two, ana, pid, loop["id"])
+    assert stopped["status"] == "error"
+    assert "[the hub stopped]" in everything(stopped)
+    after = await finished(two, ana, pid, waiting["id"])
+    assert (after["status"], stdout(after)) == ("ok", "after\n")
+    assert await two.app[IDE].kernels.holder(pid) == two.app[IDE].kernels.hub_id
+
+
+@HUBS
+@pytest.mark.redis
+async def test_a_dead_hubs_kernel_is_taken_over_once_its_lease_expires(
+    hub_pair: HubPair, clock: FakeClock
+) -> None:
+    one, two, ana, pid = hub_pair.one, hub_pair.two, hub_pair.ana, hub_pair.pid
+    kernels = two.app[IDE].kernels
+    stale, waiting = await left_by_a_dead_hub(two, ana, pid, clock)
+
+    # While the lease lasts its hub may only be slow: nothing is taken from it.
+    assert await kernels.adopt() == []
+    state = await (await two.get(f"/api/projects/{pid}/kernel", headers=ana.auth)).json()
+    assert state == {"state": "busy", "run": stale, "queued": 1}
+    later = await start_run(one, ana, pid, code="print('later')")  # told to the dead hub
+    assert (await finished_or_none(two, ana, pid, stale)) is None
+
+    # The dead hub never renews: once the lease expires the next hub takes the kernel over.
+    clock.advance(kernels.tuning.lease_seconds + 1)
+    await log_in(two, ana)  # a new access token: the old one expired meanwhile
+    assert await kernels.adopt() == [pid]
+    assert await kernels.holder(pid) == kernels.hub_id
+    failed = await finished(two, ana, pid, stale)
+    assert failed["status"] == "error"
+    assert "the hub running this kernel stopped" in failed["outputs"][-1]["text"]
+    assert failed["outputs"][0]["text"] == "started\n"  # what it printed is kept
+    ran = await finished(two, ana, pid, waiting)
+    assert (ran["status"], stdout(ran)) == ("ok", "picked up\n")
+    after = await finished(two, ana, pid, later["id"])
+    assert (after["status"], stdout(after)) == ("ok", "later\n")
+    assert ran["finished_at"] <= after["started_at"]  # in the order they were posted
+
+
+async def test_a_single_hub_finishes_what_its_last_run_left(
+    aiohttp_client: Any, settings: Settings, clock: FakeClock, fast_hashing: Any
+) -> None:
+    """The embedded default (no Redis): on startup the hub is the only one, so a lease not its
+    own was left by its previous process, expired or not."""
+    first = await aiohttp_client(create_app(settings, clock=clock, hashing=fast_hashing))
+    ana = await sign_up(first, "Ana")
+    pid = (await create_project(first, ana))["id"]
+    stale, waiting = await left_by_a_dead_hub(first, ana, pid, clock)
+    await first.close()
+
+    client = await aiohttp_client(create_app(settings, clock=clock, hashing=fast_hashing))
+    await log_in(client, ana)
+    failed = await finished(client, ana, pid, stale)
+    assert failed["status"] == "error"
+    assert "the hub running this kernel stopped" in failed["outputs"][-1]["text"]
+    ran = await finished(client, ana, pid, waiting)
+    assert (ran["status"], stdout(ran)) == ("ok", "picked up\n")
+    kernels = client.app[IDE].kernels
+    assert await kernels.holder(pid) == kernels.hub_id
+
+
+async def finished_or_none(
+    client: TestClient[Any, Any], account: Account, project: int, run_id: int
+) -> dict[str, Any] | None:
+    """The run if it has ended, else None (read once)."""
+    resp = await client.get(f"/api/projects/{project}/runs/{run_id}", headers=account.auth)
+    run: dict[str, Any] = await resp.json()
+    return run if run["status"] not in ("queued", "running") else None
