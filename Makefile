@@ -30,6 +30,7 @@ migrate: $(STAMP)
 	$(BIN)/cohort migrate
 
 run: install
+	@scripts/system-deps --runtime || echo "make run: without bubblewrap, project kernels cannot start" >&2
 	$(BIN)/cohort serve --migrate --demo
 
 test: install
