@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from catalog.demo import seed_demo_course
+from catalog.demo_community import seed_demo_community
 from hub.app import create_app
 from hub.clock import SystemClock
 from hub.db import Database
@@ -24,6 +25,7 @@ from hub.services import HUB, build_hub
 from hub.settings import Settings, SettingsError, load_settings
 from media import wiring as media_wiring
 from payments.ledger import Ledger
+from rooms.demo import seed_demo_chat
 
 log = logging.getLogger("hub.cli")
 
@@ -36,7 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default COHORT_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (default COHORT_PORT or 8080)")
     serve.add_argument("--migrate", action="store_true", help="apply migrations first")
-    serve.add_argument("--demo", action="store_true", help="create the demo accounts")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="create the demo accounts, course, community, study group and project",
+    )
 
     commands.add_parser("migrate", help="apply database migrations")
 
@@ -186,12 +192,21 @@ def _serve(settings: Settings, *, migrate: bool, demo: bool) -> int:
             lines = [f"  {a.role:<17} {a.email:<22} password: {a.password}" for a in accounts]
             print("Demo accounts:\n" + "\n".join(lines), flush=True)
             teacher = next(a for a in accounts if a.role == "verified teacher")
+            student = next(a for a in accounts if a.role == "student")
             course_id, publishing = await seed_demo_course(app, teacher.email)
             if publishing is not None:
                 background.append(publishing)
             print(
                 f"Demo course: {settings.base_url}/courses/{course_id} "
                 "(published as soon as its videos are transcoded)",
+                flush=True,
+            )
+            social = await seed_demo_community(app, teacher.email, student.email)
+            await seed_demo_chat(app, social.community_id, teacher.email, student.email)
+            print(
+                f"Demo community: {settings.base_url}/communities/{social.slug}\n"
+                f"Demo study group: {settings.base_url}/groups/{social.group_id}\n"
+                f"Demo project: {settings.base_url}/projects/{social.project_id}",
                 flush=True,
             )
 

@@ -167,6 +167,9 @@ def test_serve_migrates_seeds_and_answers(clean_env: Path) -> None:
         output, _ = proc.communicate(timeout=15)
     assert "admin@example.com" in output
     assert "hub-keeper-2026" in output
+    base = f"http://127.0.0.1:{port}"
+    assert f"Demo community: {base}/communities/python-learners" in output
+    assert f"Demo project: {base}/projects/1" in output
     assert proc.returncode in (0, -15)
 
 
