@@ -4,7 +4,7 @@
  * Signalling goes through the hub on `call:<id>`; offers, answers and ICE candidates addressed
  * to this tab arrive on its own inbox `call:<id>:<peer>` (the peer id is random per tab, so one
  * user may be in the call from two tabs). Up to the roster's `mesh_max` peers each pair has an
- * RTCPeerConnection (perfect negotiation: the peer with the larger id is the polite one); above
+ * RTCPeerConnection (perfect negotiation, the smaller id making the first offer: `MeshLink`); above
  * it the hub moves the call to Janus and hands this tab a room and a token: the tab publishes
  * its camera there and subscribes to every other publisher, over Janus's HTTP API.
  */
@@ -45,11 +45,35 @@ function randomPeerId(): string {
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** One mesh link, negotiated with the perfect negotiation pattern. */
+/**
+ * One mesh link, negotiated with the W3C "perfect negotiation" pattern
+ * (https://w3c.github.io/webrtc-pc/#perfect-negotiation-example): the peer with the larger id is
+ * polite (on colliding offers it rolls its own back and answers), the other one ignores the
+ * colliding offer. Three rules on top keep the pair from getting stuck:
+ *
+ * - The first offer is the impolite peer's alone. Both ends create the link from the same roster
+ *   at about the same time, so if both offered, every join would be glare, and Chromium, rolling
+ *   back an offer it was still setting, could then answer without gathering a single ICE
+ *   candidate: the link never connected. The polite end's tracks ride on that first offer (its
+ *   `addTrack` transceivers are matched to the offer's m-lines); anything left over, it offers
+ *   once the first exchange is done (the browser fires `negotiationneeded` again then).
+ *   tests/rooms/call_peer.py (aiortc) follows the same rule: the smaller id offers.
+ * - Signals are handled one at a time in arrival order, so a candidate is never added while the
+ *   description it belongs to is still being set; candidates that arrive before any remote
+ *   description wait for it, and those of an ignored offer are dropped.
+ * - When ICE fails (a network change), the link restarts ICE.
+ */
 class MeshLink {
   readonly pc: RTCPeerConnection;
   private makingOffer = false;
   private ignoreOffer = false;
+  /** One offer/answer exchange has completed: until then the polite end only answers. */
+  private negotiated = false;
+  /** The local offer being set, if any (a polite rollback waits for it). */
+  private offering: Promise<unknown> = Promise.resolve();
+  private signals: Promise<void> = Promise.resolve();
+  private readonly earlyCandidates: (RTCIceCandidateInit | null)[] = [];
+  private closed = false;
 
   constructor(
     private readonly polite: boolean,
@@ -63,40 +87,74 @@ class MeshLink {
     this.pc.onicecandidate = ({ candidate }) => {
       void this.send({ type: "ice", candidate: candidate ? candidate.toJSON() : null }).catch(() => undefined);
     };
-    this.pc.onnegotiationneeded = async () => {
-      try {
-        this.makingOffer = true;
-        await this.pc.setLocalDescription();
-        await this.send({ type: "offer", sdp: this.pc.localDescription?.sdp });
-      } catch (error) {
-        console.warn("call: offer failed", error);
-      } finally {
-        this.makingOffer = false;
-      }
+    this.pc.onnegotiationneeded = () => void this.offer();
+    this.pc.oniceconnectionstatechange = () => {
+      if (this.pc.iceConnectionState === "failed") this.pc.restartIce();
     };
   }
 
-  async receive(signal: Signal): Promise<void> {
+  private async offer(): Promise<void> {
+    if (this.polite && !this.negotiated) return;
+    let sdp: string | undefined;
+    this.makingOffer = true;
+    try {
+      const setting = this.pc.setLocalDescription();
+      this.offering = setting.catch(() => undefined);
+      await setting;
+      // In "stable" the argument-less call makes an offer; anything else means a remote offer
+      // overtook this one and has been answered.
+      if (this.pc.localDescription?.type === "offer") sdp = this.pc.localDescription.sdp;
+    } catch (error) {
+      if (!this.closed) console.warn("call: offer failed", error);
+    } finally {
+      this.makingOffer = false;
+    }
+    if (sdp) await this.send({ type: "offer", sdp }).catch(() => undefined);
+  }
+
+  /** Take a signal from the other end; it is handled after those that came before it. */
+  receive(signal: Signal): void {
+    this.signals = this.signals
+      .then(() => this.handle(signal))
+      .catch((error: unknown) => {
+        if (!this.closed) console.warn("call: signal failed", error);
+      });
+  }
+
+  private async handle(signal: Signal): Promise<void> {
+    if (this.closed) return;
     if (signal.type === "ice") {
-      try {
-        await this.pc.addIceCandidate(signal.candidate ?? undefined);
-      } catch (error) {
-        if (!this.ignoreOffer) console.warn("call: bad candidate", error);
-      }
+      if (this.ignoreOffer) return;
+      if (this.pc.remoteDescription) await this.addCandidate(signal.candidate ?? null);
+      else this.earlyCandidates.push(signal.candidate ?? null);
       return;
     }
     const description = { type: signal.type, sdp: signal.sdp ?? "" } as RTCSessionDescriptionInit;
     const collision = description.type === "offer" && (this.makingOffer || this.pc.signalingState !== "stable");
     this.ignoreOffer = !this.polite && collision;
     if (this.ignoreOffer) return;
+    // Polite and colliding: setRemoteDescription rolls our offer back; let it finish being set.
+    if (collision) await this.offering;
     await this.pc.setRemoteDescription(description);
     if (description.type === "offer") {
       await this.pc.setLocalDescription();
-      await this.send({ type: "answer", sdp: this.pc.localDescription?.sdp });
+      void this.send({ type: "answer", sdp: this.pc.localDescription?.sdp }).catch(() => undefined);
+    }
+    this.negotiated = true;
+    for (const candidate of this.earlyCandidates.splice(0)) await this.addCandidate(candidate);
+  }
+
+  private async addCandidate(candidate: RTCIceCandidateInit | null): Promise<void> {
+    try {
+      await this.pc.addIceCandidate(candidate ?? undefined);
+    } catch (error) {
+      // A candidate of an earlier ICE generation (before a restart) no longer applies.
+      if (!this.closed) console.warn("call: bad candidate", error);
     }
   }
 
   close(): void {
+    this.closed = true;
     this.pc.close();
   }
 }
@@ -401,8 +459,10 @@ export class CohortCall extends LitElement {
       return;
     }
     if (!this.stream || this.roster?.mode !== "mesh") return;
-    const link = this.link(data.from);
-    void link.receive(data).catch((error: unknown) => console.warn("call: signal failed", error));
+    // Only an offer opens a link: answers and candidates still on their way from a peer whose
+    // link was closed (it left) must not bring it back.
+    const link = data.type === "offer" ? this.link(data.from) : this.links.get(data.from);
+    link?.receive(data);
   }
 
   private mesh(roster: Roster): void {
