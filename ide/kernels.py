@@ -312,7 +312,13 @@ class Kernels:
             raise RuntimeError("kernels already started")
         self._started = True
         if self._broker is not None:
-            self._sub = await self._broker.subscribe(COMMANDS_CHANNEL)
+            try:
+                self._sub = await self._broker.subscribe(COMMANDS_CHANNEL)
+            except Exception:
+                # Redis is down: the hub starts anyway (and says it is not ready); the listener
+                # subscribes once it can.
+                log.warning("kernel commands not subscribed at start", exc_info=True)
+                self._sub = await self._broker.subscribe()
             self._broker.on_reconnect.append(self._after_reconnect)
             self._listener = asyncio.create_task(self._listen(), name="kernel-commands")
         self._culler = asyncio.create_task(self._cull_loop(), name="kernel-culler")
@@ -824,6 +830,14 @@ class Kernels:
 
     async def _listen(self) -> None:
         assert self._sub is not None
+        backoff = 0.2
+        while COMMANDS_CHANNEL not in self._sub.channels:
+            try:
+                await self._sub.add(COMMANDS_CHANNEL)
+            except Exception:
+                log.warning("kernel commands not subscribed yet; retrying", exc_info=True)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
         async for message in self._sub:
             try:
                 data = orjson.loads(message.data)

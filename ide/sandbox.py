@@ -185,12 +185,14 @@ def bwrap_command(
     for path in ETC_PATHS:
         if os.path.exists(path):
             cmd += ["--ro-bind", path, path]
+    # The private /tmp first: the interpreter (a checkout's virtualenv) may live under /tmp,
+    # and a bind made before the tmpfs would vanish beneath it.
+    cmd += ["--perms", "1777", "--tmpfs", "/tmp"]
     made: set[str] = set()
     for path in ro_paths:
         if os.path.exists(path):
             cmd += [*_parents(path, made), "--ro-bind", path, path]
     cmd += ["--proc", "/proc", "--dev", "/dev"]
-    cmd += ["--perms", "1777", "--tmpfs", "/tmp"]
     cmd += ["--bind", workdir, SANDBOX_HOME]
     cmd += [*_parents(ipc_dir, made), "--bind", ipc_dir, ipc_dir]
     cmd += ["--chdir", SANDBOX_HOME, "--"]
