@@ -62,7 +62,7 @@ const expected = [
 ];
 const cases = [
   [0.03, false, false],
-  [0.03, true, false],
+  [0.02, true, false],
   [0.01, true, false],
   [0.05, false, false],
   [-0.5, false, false],
@@ -78,7 +78,16 @@ const constants = {
   SEEK_AT: sync.SEEK_AT,
   HARD_SYNC_AT: sync.HARD_SYNC_AT,
 };
-console.log(JSON.stringify({ before, lowest, refreshed, afterCap, expected, cases, constants }));
+// The benchmark's overrides (window.__cohortSyncTuning): only finite, non-negative numbers count.
+const untuned = sync.currentTuning() === sync.DEFAULT_TUNING;
+globalThis.__cohortSyncTuning = { gain: 3, seekAt: "2", maxNudge: -1, bandEnter: 0.08 };
+const tuned = sync.currentTuning();
+const tunedNudge = sync.correct(0.06, 20, 1, false, false, 0.1);
+delete globalThis.__cohortSyncTuning;
+const tuning = { untuned, defaults: sync.DEFAULT_TUNING, tuned, tunedNudge };
+console.log(
+  JSON.stringify({ before, lowest, refreshed, afterCap, expected, cases, constants, tuning }),
+);
 """
 
 
@@ -112,17 +121,21 @@ def test_drift_is_left_alone_nudged_or_sought(tmp_path: Path) -> None:
     # Where the room is: position + elapsed * rate, never before `at`, never past the end.
     assert got["expected"] == [14, 10, 10, 12]
     c = got["constants"]
-    assert (c["BAND_EXIT"], c["BAND_ENTER"], c["SEEK_AT"], c["HARD_SYNC_AT"]) == (
-        0.015,
-        0.04,
-        1.0,
-        0.3,
-    )
+    # The values the sweep chose (docs/watch-parties.md, "How the numbers were chosen").
+    assert (
+        c["BAND_EXIT"],
+        c["BAND_ENTER"],
+        c["GAIN"],
+        c["MAX_NUDGE"],
+        c["SEEK_AT"],
+        c["HARD_SYNC_AT"],
+    ) == (0.015, 0.04, 3, 0.08, 1.0, 0.3)
     none, held, settled, ahead, behind, fresh, stale_far, far = got["cases"]
     # Inside the band nothing happens; once nudging, it goes on until inside the inner band.
     assert none == {"kind": "none", "rate": 1}
     assert held["kind"] == "nudge"
-    assert abs(held["rate"] - (1 - 0.03 * c["GAIN"])) < 1e-9
+    # Near the band the nudge is proportional to the drift (20 ms * GAIN is under the cap).
+    assert abs(held["rate"] - (1 - 0.02 * c["GAIN"])) < 1e-9
     assert settled == {"kind": "none", "rate": 1}
     # Ahead slows down, behind speeds up, by at most MAX_NUDGE.
     assert ahead["kind"] == "nudge"
@@ -132,3 +145,23 @@ def test_drift_is_left_alone_nudged_or_sought(tmp_path: Path) -> None:
     assert fresh == {"kind": "seek", "to": 20.1, "rate": 1}
     assert stale_far["kind"] == "nudge"
     assert far == {"kind": "seek", "to": 20.1, "rate": 1}
+
+
+def test_only_the_benchmark_overrides_the_numbers(tmp_path: Path) -> None:
+    got = run(tmp_path)
+    t = got["tuning"]
+    c = got["constants"]
+    # Without window.__cohortSyncTuning the production constants are used as they are.
+    assert t["untuned"] is True
+    assert t["defaults"] == {
+        "bandExit": c["BAND_EXIT"],
+        "bandEnter": c["BAND_ENTER"],
+        "gain": c["GAIN"],
+        "maxNudge": c["MAX_NUDGE"],
+        "seekAt": c["SEEK_AT"],
+        "hardSyncAt": c["HARD_SYNC_AT"],
+    }
+    # Overrides replace only the numbers they name, and only with sensible numbers.
+    assert t["tuned"] == {**t["defaults"], "gain": 3, "bandEnter": 0.08}
+    # 60 ms is beyond the production band but inside the overridden one.
+    assert t["tunedNudge"] == {"kind": "none", "rate": 1}
