@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from hub.app import create_app
 from hub.clock import SystemClock
@@ -57,6 +58,37 @@ async def browser() -> AsyncIterator[Browser]:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         await browser.close()
+
+
+# Chromium's fake camera and microphone, granted without asking (the call tests).
+FAKE_MEDIA = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+
+
+@pytest.fixture
+async def media_browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *FAKE_MEDIA]
+        )
+        yield browser
+        await browser.close()
+
+
+async def remote_video_width(page: Page) -> int:
+    """The width of the first remote call tile's video while it plays frames (0 otherwise)."""
+    tile = page.locator("cohort-call [data-testid=call-remote]").first
+    return int(await tile.evaluate("v => v.readyState >= 2 && !v.paused ? v.videoWidth : 0"))
+
+
+async def sees_remote_video(page: Page) -> None:
+    """Wait (up to 30 s for the tile, 15 s for frames) until a remote video plays."""
+    await expect(page.locator("cohort-call [data-testid=call-remote]")).to_have_count(
+        1, timeout=30_000
+    )
+    deadline = asyncio.get_running_loop().time() + 15
+    while await remote_video_width(page) == 0:
+        assert asyncio.get_running_loop().time() < deadline, "no remote video frames"
+        await asyncio.sleep(0.1)
 
 
 async def new_page(browser: Browser) -> Page:

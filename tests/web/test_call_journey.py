@@ -5,11 +5,10 @@ video playing (a remote tile with frames)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, expect
 from sqlalchemy import select
 
 from catalog.demo import seed_demo_course
@@ -17,17 +16,14 @@ from catalog.models import Lesson
 from hub.demo import seed_demo_accounts
 from hub.services import HUB
 from tests.web.conftest import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     ServerFactory,
     log_in_page,
     new_page,
     save_screenshots,
+    sees_remote_video,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
-
-FAKE_MEDIA = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 
 
 @pytest.fixture
@@ -39,21 +35,6 @@ async def server(make_server: ServerFactory) -> TestServer:
     assert publishing is not None
     await asyncio.wait_for(publishing, 200)
     return server
-
-
-@pytest.fixture
-async def media_browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *FAKE_MEDIA]
-        )
-        yield browser
-        await browser.close()
-
-
-async def remote_width(page: Page) -> int:
-    tile = page.locator("cohort-call [data-testid=call-remote]").first
-    return int(await tile.evaluate("v => v.readyState >= 2 && !v.paused ? v.videoWidth : 0"))
 
 
 async def test_two_pages_see_each_other_in_the_call(
@@ -79,14 +60,7 @@ async def test_two_pages_see_each_other_in_the_call(
             await page.locator("cohort-call").get_by_role("button", name="Join call").click()
             await expect(page.locator("cohort-call").get_by_text("Leave call")).to_be_visible()
         for page in pages:
-            await expect(page.locator("cohort-call [data-testid=call-remote]")).to_have_count(
-                1, timeout=30_000
-            )
-            for _ in range(150):
-                if await remote_width(page) > 0:
-                    break
-                await asyncio.sleep(0.1)
-            assert await remote_width(page) > 0
+            await sees_remote_video(page)
 
         # Leaving removes the tile on the other page.
         await guest.locator("cohort-call").get_by_role("button", name="Leave call").click()

@@ -1,6 +1,7 @@
-"""A watch party in three browsers: the teacher starts one from a lesson ("Watch together"),
-the admin and a student join with the invite link, and when the host plays, seeks and pauses
-every page follows (positions compared at one server instant)."""
+"""A watch party in three browsers (with Chromium's fake camera and microphone): the teacher
+starts one from a lesson ("Watch together"), the admin and a student join with the invite link,
+when the host plays, seeks and pauses every page follows (positions compared at one server
+instant), and two of them join the call and see each other's video."""
 
 from __future__ import annotations
 
@@ -17,7 +18,13 @@ from catalog.demo import seed_demo_course
 from catalog.models import Lesson
 from hub.demo import seed_demo_accounts
 from hub.services import HUB
-from tests.web.conftest import ServerFactory, log_in_page, new_page, save_screenshots
+from tests.web.conftest import (
+    ServerFactory,
+    log_in_page,
+    new_page,
+    save_screenshots,
+    sees_remote_video,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -68,8 +75,9 @@ async def converged(pages: list[Page], *, paused: bool, near: float | None = Non
 
 
 async def test_three_pages_follow_the_host(
-    server: TestServer, browser: Browser, request: pytest.FixtureRequest
+    server: TestServer, media_browser: Browser, request: pytest.FixtureRequest
 ) -> None:
+    browser = media_browser
     base = str(server.make_url("/")).rstrip("/")
     async with server.app[HUB].db.sessions() as s:
         lesson = await s.scalar(select(Lesson).where(Lesson.title == "Welcome to Cohort"))
@@ -127,6 +135,12 @@ async def test_three_pages_follow_the_host(
         await host.get_by_test_id("watch-play").click()
         stopped = await converged(pages, paused=True)
         assert max(stopped) - min(stopped) <= 0.05, stopped
+
+        # The host and the student join the call and each sees the other's camera.
+        for page in (host, student):
+            await page.locator("cohort-call").get_by_role("button", name="Join call").click()
+        for page in (host, student):
+            await sees_remote_video(page)
     except BaseException:
         await save_screenshots(
             request.node.name, dict(zip(("host", "admin", "student"), pages, strict=False))
