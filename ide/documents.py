@@ -545,6 +545,19 @@ class DocumentServer:
         room.broadcast(awareness_message(update))
         self._relay(room, RelayKind.AWARENESS, update)
 
+    def kick(self, name: str, user_id: int, reason: str) -> None:
+        """Close ``user_id``'s connections to document ``name`` on every hub (1013): they
+        reconnect with a fresh ticket, so a changed role applies at once."""
+        room = self.rooms.get(name)
+        if room is not None:
+            self._kick_here(room, user_id, reason)
+        self._relay_named(name, RelayKind.KICK, user_id.to_bytes(8, "big"))
+
+    def _kick_here(self, room: DocumentRoom, user_id: int, reason: str) -> None:
+        for conn in room.local_clients():
+            if conn.user_id == user_id:
+                conn.kill(CLOSE_TRY_AGAIN, reason)
+
     # Persistence -----------------------------------------------------------------------------
 
     def _local_update(self, room: DocumentRoom, update: bytes) -> None:
@@ -607,14 +620,19 @@ class DocumentServer:
     def _relay(
         self, room: DocumentRoom, kind: RelayKind, payload: bytes, target: bytes = EVERY_HUB
     ) -> None:
+        self._relay_named(room.name, kind, payload, target)
+
+    def _relay_named(
+        self, name: str, kind: RelayKind, payload: bytes, target: bytes = EVERY_HUB
+    ) -> None:
         if self._sub is None:
             return
         envelope = Envelope(kind, self.hub_id, target, payload).encode()
         try:
-            self._outbox.put_nowait((channel_of(room.name), envelope))
+            self._outbox.put_nowait((channel_of(name), envelope))
         except asyncio.QueueFull:
             # Anti-entropy (SYNC_OFFER every resync_every) repairs what is dropped here.
-            log.warning("relay queue full; dropped a message", extra={"doc": room.name})
+            log.warning("relay queue full; dropped a message", extra={"doc": name})
 
     async def _publish_loop(self) -> None:
         assert self._broker is not None
@@ -657,6 +675,10 @@ class DocumentServer:
             if room.awareness is not None:
                 room.awareness.apply_awareness_update(payload, "relay")
             room.broadcast(awareness_message(payload))
+        elif kind is RelayKind.KICK:
+            if len(payload) != 8:
+                raise ProtocolError("a kick names one user id")
+            self._kick_here(room, int.from_bytes(payload, "big"), "your access changed")
         elif kind in (RelayKind.SYNC_REQUEST, RelayKind.SYNC_OFFER):
             missing = room.state.missing_for(payload)
             if missing != EMPTY_UPDATE:

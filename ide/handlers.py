@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 from hub.api import Api, RequestModel, path_int
 from hub.identity.manager import Principal
 from hub.identity.models import User
-from ide.projects import MemberView, ProjectView, Role
+from ide.projects import MemberView, ProjectView, Role, doc_name
 from ide.services import IDE
 
 
@@ -157,13 +157,15 @@ def register_routes(api: Api) -> None:
         request: web.Request, principal: Principal, body: MemberBody
     ) -> MemberOut:
         """An `editor` edits; a `viewer` reads and is seen (their updates are dropped). A role
-        change applies from the member's next connection."""
-        view = await request.app[IDE].projects.add_member(
-            principal.user,
-            path_int(request, "project_id"),
-            member_id=body.user_id,
-            role=Role(body.role),
+        change applies at once: the member's open document sockets are closed (1013) and
+        reconnect under it."""
+        ide = request.app[IDE]
+        project_id = path_int(request, "project_id")
+        view = await ide.projects.add_member(
+            principal.user, project_id, member_id=body.user_id, role=Role(body.role)
         )
+        # Open sockets reconnect under the new role (a viewer's edits are dropped from then on).
+        ide.documents.kick(doc_name(project_id), body.user_id, "your role in this project changed")
         return member_out(view)
 
 

@@ -13,6 +13,8 @@ SYNC_REQUEST   state vector     SYNC_REPLY with what the sender lacks, SYNC_OFFE
                                 that just loaded the document)
 SYNC_OFFER     state vector     SYNC_REPLY with what the sender lacks (anti-entropy)
 SYNC_REPLY     update           (applies it)
+KICK           user id (8 B)    closes that user's connections to the document (1013: they
+                                reconnect with a fresh ticket, under their new role)
 =============  ===============  ==================================================================
 """
 
@@ -32,6 +34,7 @@ class RelayKind(enum.IntEnum):
     SYNC_REQUEST = 3
     SYNC_OFFER = 4
     SYNC_REPLY = 5
+    KICK = 6
 
 
 @dataclass(frozen=True, slots=True)

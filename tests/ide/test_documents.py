@@ -138,6 +138,39 @@ async def test_viewer_reads_but_cannot_write(client: TestClient[Any, Any]) -> No
         assert file_text(fresh, "main.py") == "ok"
 
 
+async def test_a_role_change_applies_to_open_sockets_at_once(
+    client: TestClient[Any, Any],
+) -> None:
+    ana = await sign_up(client, "Ana")
+    ben = await sign_up(client, "Ben")
+    project = await create_project(client, ana)
+    members = f"/api/projects/{project['id']}/members"
+    resp = await client.post(members, json={"user_id": ben.id, "role": "editor"}, headers=ana.auth)
+    assert resp.status == 200
+    doc = project["doc"]
+    async with py_client(client, ana, doc) as owner:
+        editing = RawSocket(await open_socket(client, ben, doc))
+        await editing.recv_until(lambda f: f.kind is FrameKind.SYNC_STEP1)
+        # Ana makes Ben a viewer: his open socket is closed to reconnect under the new role...
+        resp = await client.post(
+            members, json={"user_id": ben.id, "role": "viewer"}, headers=ana.auth
+        )
+        assert resp.status == 200
+        code, _ = await editing.closed()
+        assert code == 1013
+        # ... where what he sends is dropped.
+        viewer = RawSocket(await open_socket(client, ben, doc))
+        await viewer.recv_until(lambda f: f.kind is FrameKind.SYNC_STEP1)
+        copy: Doc[Any] = Doc()
+        copy.apply_update(owner.doc.get_update())
+        before = copy.get_state()
+        copy.get("files", type=Map)["main.py"].insert(0, "too late ")
+        await viewer.send(sync_update(copy.get_update(before)))
+        await viewer.recv_until(lambda f: f.kind is FrameKind.AUTH)
+        assert file_text(owner.doc, "main.py") == ""
+        await viewer.ws.close()
+
+
 async def test_awareness_on_join_and_removed_when_a_client_drops(
     client: TestClient[Any, Any],
 ) -> None:

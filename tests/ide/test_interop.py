@@ -13,13 +13,16 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from hub.clock import FakeClock
+from ide.protocol import FrameKind
 from ide.services import IDE
 from tests.conftest import log_in, sign_up
 from tests.ide.conftest import (
     NodeClients,
+    RawSocket,
     create_project,
     doc_until,
     file_text,
+    open_socket,
     py_client,
 )
 
@@ -230,3 +233,24 @@ async def test_a_client_moving_to_another_hub_loses_nothing(
     assert await documents.sweep() == [doc]
     async with py_client(two, ben, doc) as py:
         assert sorted(file_text(py.doc, "main.py") or "") == sorted(final)
+
+
+@pytest.mark.redis
+async def test_a_role_change_on_one_hub_closes_sockets_on_the_other(
+    aiohttp_client: Any, settings: Any, redis_url: str, clock: FakeClock, fast_hashing: Any
+) -> None:
+    one, two = await two_hubs(aiohttp_client, settings, redis_url, clock, fast_hashing)
+    ana = await sign_up(one, "Ana")
+    ben = await sign_up(two, "Ben")
+    project = await create_project(one, ana, "Roles")
+    members = f"/api/projects/{project['id']}/members"
+    resp = await one.post(members, json={"user_id": ben.id, "role": "editor"}, headers=ana.auth)
+    assert resp.status == 200
+    editing = RawSocket(await open_socket(two, ben, project["doc"]))
+    await editing.recv_until(lambda f: f.kind is FrameKind.SYNC_STEP1)
+    # Hub one has no client of the document: the kick reaches hub two through the broker.
+    assert project["doc"] not in one.app[IDE].documents.rooms
+    resp = await one.post(members, json={"user_id": ben.id, "role": "viewer"}, headers=ana.auth)
+    assert resp.status == 200
+    code, _ = await editing.closed()
+    assert code == 1013
