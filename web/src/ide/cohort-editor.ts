@@ -145,7 +145,7 @@ export class CohortEditor extends LitElement {
     const doc = this.workspace.document;
     if (!this.info || !doc) return html`<p class="muted" role="status" data-testid="cohort-editor" data-state="loading">Loading…</p>`;
     const readonly = !this.workspace.canWrite;
-    const ytext = doc.synced ? (doc.text(this.file) ?? null) : null;
+    const ytext = doc.loaded ? (doc.text(this.file) ?? null) : null;
     return html`<div class="frame" data-testid="cohort-editor" data-state=${doc.synced ? "ready" : "syncing"}>
       ${runToolbar({
         workspace: this.workspace,
@@ -167,7 +167,7 @@ export class CohortEditor extends LitElement {
             }}
             @selection-change=${(e: CustomEvent<{ empty: boolean }>) => (this.hasSelection = !e.detail.empty)}
           ></code-editor>`
-        : html`<p class="muted" role="status">${doc.synced ? `${this.file} does not exist in this project.` : "Opening…"}</p>`}
+        : html`<p class="muted" role="status">${doc.loaded ? `${this.file} does not exist in this project.` : "Opening…"}</p>`}
       ${this.output === "false"
         ? nothing
         : html`<run-output .runs=${this.workspace.runs?.runs ?? []} .people=${this.workspace.people()}></run-output>`}

@@ -55,6 +55,11 @@ export class ProjectDocument extends EventTarget {
   /** The hub's answer when it refused us for good (no access, no such document). */
   refusal: string | null = null;
   synced = false;
+  /**
+   * Synced at least once: the files are known. Stays true while the socket reconnects, so the
+   * editor stays on screen and what is typed meanwhile is kept (and sent on the next sync).
+   */
+  loaded = false;
   private running = true;
   private attempt = 0;
   private retryTimer: number | undefined;
@@ -81,6 +86,7 @@ export class ProjectDocument extends EventTarget {
     });
     this.provider.on("sync", (synced: boolean) => {
       this.synced = synced;
+      if (synced) this.loaded = true;
       this.emit("sync");
     });
     this.provider.on("connection-close", (event) => {

@@ -264,7 +264,7 @@ export class ProjectPage extends LitElement {
   /** Keep a file open: the one asked for, else main.py, else the first; follow deletions. */
   private pickFile(): void {
     const doc = this.workspace.document;
-    if (!doc?.synced) return;
+    if (!doc?.loaded) return;
     const paths = doc.paths();
     if (this.selected && paths.includes(this.selected)) return;
     const wanted = currentLocation().query.get("file");
@@ -313,7 +313,7 @@ export class ProjectPage extends LitElement {
             onRun: () => this.runFile(),
             onRunSelection: () => this.runSelection(),
           })}
-          ${doc.synced
+          ${doc.loaded
             ? ytext
               ? html`<code-editor
                   .ytext=${ytext}
@@ -362,7 +362,7 @@ export class ProjectPage extends LitElement {
 
   private renderFiles(readonly: boolean): TemplateResult {
     const doc = this.workspace.document;
-    const paths = doc?.synced ? doc.paths() : [];
+    const paths = doc?.loaded ? doc.paths() : [];
     const action = this.fileAction;
     return html`<section aria-label="Files">
       <h2>
