@@ -244,25 +244,6 @@ async def start_gens(
     return gens
 
 
-def pct(values: list[float]) -> dict[str, Any]:
-    if not values:
-        return {"samples": 0}
-    v = sorted(values)
-    n = len(v)
-
-    def at(q: float) -> float:
-        return round(v[min(n - 1, max(0, int(q * n + 0.5) - 1))], 2)
-
-    return {
-        "samples": n,
-        "p50": at(0.5),
-        "p90": at(0.9),
-        "p99": at(0.99),
-        "max": round(v[-1], 2),
-        "mean": round(sum(v) / n, 2),
-    }
-
-
 async def edit_run(ctx: dict[str, Any], system: str, n: int) -> dict[str, Any]:
     args = ctx["args"]
     run_dir = ctx["work"] / f"edit{n}-{system}"
@@ -353,8 +334,8 @@ async def edit_run(ctx: dict[str, Any], system: str, n: int) -> dict[str, Any]:
                 "clients": len(receivers),
                 "updates_sent": sent,
                 "send_rate": round(sent / args.seconds, 1),
-                "send_lag_ms_p99": pct(lag).get("p99"),
-                "latency_ms": pct(lat),
+                "send_lag_ms_p99": fo.percentiles(lag).get("p99"),
+                "latency_ms": fo.percentiles(lat),
                 "arrivals_expected": expected,
                 "missing": expected - arrived,
                 "diverged": len(receivers) - majority,

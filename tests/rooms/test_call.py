@@ -17,10 +17,17 @@ from hub.identity.models import User
 from hub.services import HUB
 from rooms.call_wiring import CALLS
 from rooms.watch_handlers import WATCH
-from tests.conftest import Account, log_in, sign_up
+from tests.conftest import Account, sign_up
 from tests.hub.test_realtime import PrivateRedis, private_redis, ticket, two_hubs
 from tests.rooms.call_peer import CallPeer
-from tests.rooms.test_watch_party import a_course, create, join, students, teacher
+from tests.rooms.test_watch_party import (
+    a_course,
+    create,
+    join,
+    students,
+    teacher,
+    verified_teacher,
+)
 
 Client = TestClient[Any, Any]
 __all__ = ["private_redis", "teacher"]  # the fixtures
@@ -268,12 +275,7 @@ async def test_two_hubs_share_one_call(
     fast_hashing: Any,
 ) -> None:
     one, two = await two_hubs(aiohttp_client, settings, private_redis.url, clock, fast_hashing)
-    tina = Account("tina@example.com", "teaching all day", "Tina")
-    user = await one.app[HUB].identity.ensure_account(
-        tina.email, tina.password, "Tina", admin=False, teacher=True
-    )
-    tina.id = user.id
-    await log_in(one, tina)
+    tina = await verified_teacher(one, one.app)
     course_id, (lesson, *_rest) = await a_course(one, one.app, tina)
     (ana,) = await students(one, course_id, "Ana")
     (ben,) = await students(two, course_id, "Ben")

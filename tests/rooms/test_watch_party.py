@@ -28,8 +28,8 @@ Client = TestClient[Any, Any]
 __all__ = ["private_redis"]  # the fixture, for the two-hub test
 
 
-@pytest.fixture
-async def teacher(client: Client, app: web.Application) -> Account:
+async def verified_teacher(client: Client, app: web.Application) -> Account:
+    """Tina, a verified teacher, signed in through ``client``."""
     account = Account("tina@example.com", "teaching all day", "Tina")
     user = await app[HUB].identity.ensure_account(
         account.email, account.password, "Tina", admin=False, teacher=True
@@ -37,6 +37,11 @@ async def teacher(client: Client, app: web.Application) -> Account:
     account.id = user.id
     await log_in(client, account)
     return account
+
+
+@pytest.fixture
+async def teacher(client: Client, app: web.Application) -> Account:
+    return await verified_teacher(client, app)
 
 
 async def a_course(client: Client, app: web.Application, teacher: Account) -> tuple[int, list[int]]:
@@ -525,12 +530,7 @@ async def test_two_hubs_share_one_state(
     fast_hashing: Any,
 ) -> None:
     one, two = await two_hubs(aiohttp_client, settings, private_redis.url, clock, fast_hashing)
-    account = Account("tina@example.com", "teaching all day", "Tina")
-    user = await one.app[HUB].identity.ensure_account(
-        account.email, account.password, "Tina", admin=False, teacher=True
-    )
-    account.id = user.id
-    await log_in(one, account)
+    account = await verified_teacher(one, one.app)
     course_id, (lesson, *_rest) = await a_course(one, one.app, account)
     (ana,) = await students(one, course_id, "Ana")
     (ben,) = await students(two, course_id, "Ben")

@@ -96,17 +96,23 @@ async def wait_hub_text(server: TestServer, doc: str, path: str, expected: str |
     await doc_until(live, lambda: file_text(live, path) == expected, within=LIVE_MS / 1000)
 
 
+async def signed_in(
+    server: TestServer, browser: Browser, who: tuple[str, str, str]
+) -> tuple[int, Page]:
+    """``who``'s (email, password, name) user id and a page of theirs, signed in (the account
+    made if need be)."""
+    base = str(server.make_url("/")).rstrip("/")
+    user = await server.app[HUB].identity.ensure_account(*who, admin=False, teacher=False)
+    page = await new_page(browser)
+    await log_in_page(page, base, who[0], who[1])
+    return user.id, page
+
+
 async def ana_and_ben(server: TestServer, browser: Browser) -> tuple[int, Page, Page]:
     """Ben's user id, and a page for each of Ana and Ben, signed in."""
-    base = str(server.make_url("/")).rstrip("/")
-    identity = server.app[HUB].identity
-    await identity.ensure_account(*ANA, admin=False, teacher=False)
-    ben_user = await identity.ensure_account(*BEN, admin=False, teacher=False)
-    ana = await new_page(browser)
-    ben = await new_page(browser)
-    await log_in_page(ana, base, ANA[0], ANA[1])
-    await log_in_page(ben, base, BEN[0], BEN[1])
-    return ben_user.id, ana, ben
+    _, ana = await signed_in(server, browser, ANA)
+    ben_id, ben = await signed_in(server, browser, BEN)
+    return ben_id, ana, ben
 
 
 async def test_two_people_edit_at_once_and_share_a_run(
@@ -211,10 +217,8 @@ async def test_files_are_added_renamed_and_deleted_for_everyone(
     server: TestServer, browser: Browser, request: pytest.FixtureRequest
 ) -> None:
     base = str(server.make_url("/")).rstrip("/")
-    await server.app[HUB].identity.ensure_account(*ANA, admin=False, teacher=False)
-    ana = await new_page(browser)
+    _, ana = await signed_in(server, browser, ANA)
     try:
-        await log_in_page(ana, base, ANA[0], ANA[1])
         project_id = await create_project(ana, base, "Files")
         doc = f"project-{project_id}"
         await wait_live(ana)
@@ -299,10 +303,8 @@ async def test_a_group_project_has_the_group_chat(
     server: TestServer, browser: Browser, request: pytest.FixtureRequest
 ) -> None:
     base = str(server.make_url("/")).rstrip("/")
-    await server.app[HUB].identity.ensure_account(*ANA, admin=False, teacher=False)
-    ana = await new_page(browser)
+    _, ana = await signed_in(server, browser, ANA)
     try:
-        await log_in_page(ana, base, ANA[0], ANA[1])
         await ana.goto(f"{base}/groups")
         await ana.get_by_test_id("group-name").fill("Pythonistas")
         await ana.get_by_test_id("group-create-submit").click()
@@ -329,10 +331,8 @@ async def test_embed_renders_the_editor_alone_and_in_an_iframe(
     server: TestServer, browser: Browser, request: pytest.FixtureRequest
 ) -> None:
     base = str(server.make_url("/")).rstrip("/")
-    await server.app[HUB].identity.ensure_account(*ANA, admin=False, teacher=False)
-    ana = await new_page(browser)
+    _, ana = await signed_in(server, browser, ANA)
     try:
-        await log_in_page(ana, base, ANA[0], ANA[1])
         project_id = await create_project(ana, base, "Embedded")
         doc = f"project-{project_id}"
 
