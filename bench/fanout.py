@@ -12,7 +12,10 @@ Scenarios, each run ``--repeats`` times per system, Cohort and Socket.IO alterna
   processes), ``--rate`` messages/s in total for ``--seconds`` after ``--warmup`` seconds;
 * ``big``: one room of ``--big-room`` members at ``--big-rate`` messages/s;
 * ``frozen``: the same room with one member whose socket stops reading when the load starts:
-  the others' latency, and whether, when and how the server cut the frozen one off.
+  the others' latency over the timed window; then the same rate goes on with long texts (the
+  squeeze: ~3.8 KB each) until the frozen socket's server closes it or ``--frozen-mb`` MiB went
+  to every member, to see whether, when and how the server cut the frozen one off (the kernel
+  holds ~3 MB for a socket that does not read before a server's own buffer starts to fill).
 
 Cohort side: a fresh PostgreSQL database (created, migrated with ``cohort migrate``, dropped at
 the end) with users, auth sessions, study groups and memberships inserted directly (the hub's
@@ -92,6 +95,15 @@ CONNECT_TIMEOUT = 600.0  # per connection: ticket, upgrade, subscribe (a slow hu
 DRAIN_LIMIT = 60.0  # seconds after the last publish
 FROZEN_RCVBUF = 4096  # the frozen socket's receive buffer: kernel buffering stays small
 FROZEN_INDEX = 1  # the big room's member that freezes (on server 1; it does not publish)
+# After the frozen scenario's timed window, the "squeeze": the same rate with texts this long
+# (chat takes up to 4,000 characters), until the frozen socket's server closes it or
+# --frozen-mb MiB went to each member. The kernel takes about 3 MB for a socket that does not
+# read before the hub's own buffer (COHORT_WS_SEND_BUFFER, 1 MiB) starts to fill: at 10
+# messages of ~4 KB a second the bound is reached after about two minutes.
+SQUEEZE_TEXT = 3800
+# The frozen client still writes (an unsolicited pong this often), so only what piles up on
+# its way to it can end it, not the server's heartbeat (a ping it would never read).
+FROZEN_KEEPALIVE = 5.0
 
 
 class BenchError(Exception):
@@ -751,6 +763,7 @@ async def run_once(ctx: Context, system: str, scenario: Scenario, repeat: int) -
                 "accounts": str(ctx.accounts_path),
                 "results": str(run_dir / f"gen{index}.json"),
                 "concurrency": args.connect_concurrency,
+                "squeeze_limit": squeeze_limit(args) if scenario.frozen else 0,
             }
             path = run_dir / f"gen{index}.spec.json"
             path.write_text(json.dumps(spec))
@@ -809,6 +822,10 @@ async def run_once(ctx: Context, system: str, scenario: Scenario, repeat: int) -
         stored_after = await count_channel_rows(ctx.hub.database_url) if system == "cohort" else {}
         await asyncio.sleep(1.2)  # backends report their statistics about once a second
         db_after = await database_activity(ctx.hub.database_url)
+        if scenario.frozen:
+            figures["squeeze_s"] = await squeeze(system, servers, ctx, window_to)
+            for child in children:
+                child.tell("thaw")
         for child in children:
             await child.read_event(within=120 + args.seconds)  # {"event": "done"}
         results = [json.loads((run_dir / f"gen{c.index}.json").read_text()) for c in children]
@@ -896,7 +913,9 @@ async def run_once(ctx: Context, system: str, scenario: Scenario, repeat: int) -
             }
         figures["published_window_s"] = args.warmup + args.seconds
         if scenario.frozen:
-            figures["frozen"] = frozen_report(system, servers, results, ctx, t0_wall, scenario)
+            figures["frozen"] = frozen_report(
+                system, servers, results, ctx, t0_wall, figures.get("squeeze_s", 0.0)
+            )
         figures["server_errors"] = server_error_lines(system, servers)
         summary = figures.get("latency_ms", {})
         note(
@@ -1025,20 +1044,47 @@ def merge_results(
     }
 
 
+def squeeze_limit(args: argparse.Namespace) -> float:
+    """Seconds of squeeze that send ``--frozen-mb`` MiB to each member of the big room."""
+    return float(args.frozen_mb * 2**20 / (args.big_rate * (SQUEEZE_TEXT + 200)))
+
+
+async def squeeze(system: str, servers: list[ServerProcess], ctx: Context, since: float) -> float:
+    """The frozen scenario after its timed window: the generators go on with long texts until
+    the frozen socket's server logs that it closed it, or ``--frozen-mb`` MiB went to each
+    member. Returns the seconds from the end of the timed window."""
+    started = time.monotonic()
+    server = servers[FROZEN_INDEX % 2]
+    frozen_user = ctx.accounts.user_ids[FROZEN_INDEX]
+    while time.monotonic() - started < squeeze_limit(ctx.args):
+        await asyncio.sleep(0.5)
+        for record in server.log_records():
+            closed = (
+                record.get("msg") == "closing websocket" and record.get("user_id") == frozen_user
+                if system == "cohort"
+                else record.get("event") == "disconnect" and record.get("user") == FROZEN_INDEX
+            )
+            if closed:
+                await asyncio.sleep(1.0)  # what was in flight lands
+                return round(time.monotonic() - since, 1)
+    note(f"frozen/{system}: not cut off after --frozen-mb {ctx.args.frozen_mb:g} MiB of squeeze")
+    return round(time.monotonic() - since, 1)
+
+
 def frozen_report(
     system: str,
     servers: list[ServerProcess],
     results: list[dict[str, Any]],
     ctx: Context,
     t0_wall: float,
-    scenario: Scenario,
+    squeeze_s: float,
 ) -> dict[str, Any]:
     """What became of the frozen reader: the client's view (after it resumed reading at the
     end) and the server's log."""
     client = next((r["frozen"] for r in results if r.get("frozen")), None)
     frozen_user = ctx.accounts.user_ids[FROZEN_INDEX]
     server_view: dict[str, Any] | None = None
-    window_end = t0_wall + ctx.args.warmup + ctx.args.seconds
+    window_end = t0_wall + ctx.args.warmup + ctx.args.seconds + squeeze_s
     for server in servers:
         records = server.log_records()
         if system == "cohort" and server is servers[FROZEN_INDEX % 2]:
@@ -1069,6 +1115,7 @@ def frozen_report(
                     "by": server.name,
                     "code": record.get("code"),
                     "reason": record.get("reason"),
+                    "unsent_bytes": record.get("unsent"),
                     "after_s": round(at - t0_wall, 1),
                 }
             if (
@@ -1086,6 +1133,9 @@ def frozen_report(
         "server_log": server_view,
         "client": client,
         "cut_off": bool(server_view) or bool(client and client.get("closed")),
+        # Cohort: closed for having more than COHORT_WS_SEND_BUFFER unsent (not by heartbeat)
+        "cut_at_bound": bool(server_view and server_view.get("code") == 4008),
+        "squeeze_s": squeeze_s,
     }
 
 
@@ -1323,6 +1373,22 @@ async def clear_redis(redis_url: str, prefix: str) -> None:
         await redis.aclose()
 
 
+def estimate_s(args: argparse.Namespace, scenarios: list[Scenario]) -> float:
+    """Rough wall time of the whole run on this machine (connecting costs Cohort about 3.5 ms
+    per connection and Socket.IO 0.5; each run also starts servers, settles, idles and drains;
+    the frozen scenario adds its squeeze, Cohort's until the cut at about 4 MiB)."""
+    total = 0.0
+    for scenario in scenarios:
+        per_system = 30 + args.warmup + args.seconds
+        cohort = per_system + 0.0035 * scenario.connections
+        socketio = per_system + 0.0005 * scenario.connections
+        if scenario.frozen:
+            cohort += squeeze_limit(args) * min(1.0, 4.2 / args.frozen_mb)
+            socketio += squeeze_limit(args)
+        total += args.repeats * (cohort + socketio)
+    return 60 + total
+
+
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     peer = ensure_peer()
@@ -1335,6 +1401,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             scenarios.append(
                 Scenario(name, args.big_room, args.big_room, args.big_rate, name == "frozen")
             )
+    note(f"this run should take about {estimate_s(args, scenarios) / 60:.0f} minutes")
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(prefix="fanout-", dir=CACHE_DIR))
     report: dict[str, Any] = {
@@ -1422,8 +1489,11 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "room's members connected and not frozen",
         "kb_per_connection: (RSS once connected and subscribed - RSS at start) / connections",
         "cores: CPU over the timed window / its length; other_cores: the rest of the machine",
-        "the frozen reader sets SO_RCVBUF=4096 and stops reading at t0; it resumes at the end "
-        "to see what it was sent and how the socket was closed",
+        "the frozen reader sets SO_RCVBUF=4096 and stops reading at t0 (it still sends an "
+        "unsolicited pong every 5 s, so heartbeats do not end it); after the timed window the "
+        "squeeze publishes ~3.8 KB texts at the same rate until its server closes it or "
+        "--frozen-mb MiB went to each member; then it resumes reading to see what it was sent "
+        "and how the socket was closed",
     ]
     report["machine"]["loadavg_at_end"] = [round(v, 2) for v in os.getloadavg()]
     report["elapsed_s"] = round(time.monotonic() - started, 1)
@@ -1449,6 +1519,12 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=600,
         help="wait for servers to go idle after connecting",
+    )
+    parser.add_argument(
+        "--frozen-mb",
+        type=float,
+        default=5,
+        help="frozen scenario: squeeze (long texts) until the cut or this many MiB sent to each",
     )
     parser.add_argument("--profile", action="store_true", help="py-spy hub0 once per scenario")
     parser.add_argument("--keep-logs", action="store_true", help="keep var/bench/fanout-*")
@@ -1510,6 +1586,7 @@ class WsConn(asyncio.Protocol):
         self.close_reason = ""
         self.lost_at: int | None = None
         self.frames_after_thaw = 0
+        self.bytes_after_thaw = 0
 
     # asyncio.Protocol
 
@@ -1527,6 +1604,8 @@ class WsConn(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         now = time.monotonic_ns()
+        if self.frozen:
+            self.bytes_after_thaw += len(data)
         buf = self._rest + data if self._rest else data
         if self._handshake:
             end = buf.find(b"\r\n\r\n")
@@ -1647,6 +1726,7 @@ class Generator:
         self.frozen_latency_max = 0.0
         self.drain_s = 0.0
         self.on_text = self._cohort_text if self.system == "cohort" else self._sio_text
+        self.thaw_now = asyncio.Event()  # the parent says the squeeze is over
 
     # Receiving
 
@@ -1798,9 +1878,12 @@ class Generator:
     # Publishing
 
     async def publish(self, t0: int) -> float:
+        """Publish at the rate for warm-up + timed window; in the frozen scenario go on with
+        long texts (the squeeze) until told to thaw. Returns the seconds spent publishing."""
         rate: float = self.spec["rate"]
         total_s = float(self.spec["warmup"] + self.spec["seconds"])
-        total = int(rate * total_s)
+        timed = int(rate * total_s)
+        total = timed + int(rate * self.spec.get("squeeze_limit", 0))
         self.sent_ns = array("q", bytes(8 * total))
         self.status = bytearray(total)
         self.msg_rooms = array("i", [-1]) * total
@@ -1809,14 +1892,17 @@ class Generator:
         )
         if total == 0 or not senders:
             await asyncio.sleep(max(0.0, (t0 - time.monotonic_ns()) / 1e9 + total_s))
-            return total_s
+            if total > timed:
+                await self.thaw_now.wait()
+            return (time.monotonic_ns() - t0) / 1e9
         interval = 1e9 / rate
         cohort = self.system == "cohort"
         rooms = [r.encode() for r in self.rooms]
         child = self.child
         k = 0
         lag = self.send_lag
-        while k < total:
+        long_filler = (FILLER + b" ") * (SQUEEZE_TEXT // len(FILLER) + 1)
+        while k < total and not (k >= timed and self.thaw_now.is_set()):
             due = t0 + int(k * interval)
             now = time.monotonic_ns()
             if now < due:
@@ -1830,19 +1916,21 @@ class Generator:
                     self.sent_ns[k] = sent
                     self.msg_rooms[k] = conn.room
                     self.status[k] = 3
+                    head = b"fo:%d:%d:%d: " % (child, k, sent)
+                    filler = FILLER if k < timed else long_filler[: SQUEEZE_TEXT - len(head)]
                     if cohort:
                         conn.send_text(
-                            b'{"op":"publish","channel":"%s","data":{"text":"fo:%d:%d:%d: %s"},'
-                            b'"ref":%d}' % (rooms[conn.room], child, k, sent, FILLER, k)
+                            b'{"op":"publish","channel":"%s","data":{"text":"%s%s"},"ref":%d}'
+                            % (rooms[conn.room], head, filler, k)
                         )
                     else:
                         conn.send_text(
-                            b'42%d["publish",{"room":"%s","text":"fo:%d:%d:%d: %s"}]'
-                            % (k, rooms[conn.room], child, k, sent, FILLER)
+                            b'42%d["publish",{"room":"%s","text":"%s%s"}]'
+                            % (k, rooms[conn.room], head, filler)
                         )
                 k += 1
                 due = t0 + int(k * interval)
-        return total_s
+        return (time.monotonic_ns() - t0) / 1e9
 
     async def run(self, t0: int) -> None:
         self.measure_from = t0 + int(self.spec["warmup"] * 1e9)
@@ -1854,7 +1942,12 @@ class Generator:
             assert conn.transport is not None
             conn.transport.pause_reading()
             conn.frames_after_thaw = 0
-        publish_seconds = await self.publish(t0)
+            conn.bytes_after_thaw = 0
+        keepalive = asyncio.create_task(self.keep_frozen_alive(frozen))
+        try:
+            publish_seconds = await self.publish(t0)
+        finally:
+            keepalive.cancel()
         # Drain: until every publish is answered and a second passes with no delivery (what
         # has not arrived a minute after the last publish counts as lost).
         ended = time.monotonic()
@@ -1889,6 +1982,18 @@ class Generator:
             ),
         )
 
+    async def keep_frozen_alive(self, frozen: list[WsConn]) -> None:
+        """The frozen sockets still write: an unsolicited pong now and then, which both servers
+        take as a sign of life, so that their heartbeats (pings the frozen client never reads)
+        do not end it before what piles up for it does."""
+        while frozen:
+            await asyncio.sleep(FROZEN_KEEPALIVE)
+            for conn in frozen:
+                if self.system == "cohort":
+                    conn.send_frame(0xA, b"")
+                else:
+                    conn.send_text(b"3")
+
     async def thaw(self, conn: WsConn) -> dict[str, Any]:
         """Resume reading the frozen socket: what was still on its way, and how it ended."""
         closed_before = conn.lost_at is not None
@@ -1907,6 +2012,7 @@ class Generator:
             "close_code": conn.close_code,
             "close_reason": conn.close_reason or None,
             "frames_read_after_thaw": conn.frames_after_thaw,
+            "bytes_read_after_thaw": conn.bytes_after_thaw,
             "oldest_frame_age_ms": round(self.frozen_latency_max, 1),
         }
 
@@ -1924,15 +2030,30 @@ def generator_child(spec_path: str) -> int:
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         gen = Generator(spec)
+        commands: asyncio.Queue[list[str]] = asyncio.Queue()
+
+        async def listen() -> None:
+            # "thaw" may come while a run is under way; the rest waits its turn.
+            while True:
+                line = (await reader.readline()).decode().split()
+                if line and line[0] == "thaw":
+                    gen.thaw_now.set()
+                    continue
+                await commands.put(line)
+                if not line or line[0] == "exit":
+                    return
+
+        listener = asyncio.create_task(listen())
         connected = await gen.connect_all()
         print(json.dumps({"event": "connected", **connected}), flush=True)
         while True:
-            line = (await reader.readline()).decode().split()
+            line = await commands.get()
             if not line or line[0] == "exit":
                 break
             if line[0] == "start":
                 await gen.run(int(line[1]))
                 print(json.dumps({"event": "done"}), flush=True)
+        listener.cancel()
         for conn in gen.conns:
             if conn.transport is not None:
                 conn.transport.abort()

@@ -4,11 +4,31 @@ from __future__ import annotations
 
 import uuid
 from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from redis.asyncio import Redis
 
 from hub.clock import Clock
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """At most ``limit`` hits on ``key`` within ``window`` seconds."""
+
+    key: str
+    limit: int
+    window: float
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """Which of the limits given to ``take`` refused (its index), and the seconds until it
+    would not."""
+
+    index: int
+    retry_after: float
 
 
 class RateLimiter(Protocol):
@@ -20,18 +40,29 @@ class RateLimiter(Protocol):
         """Record one event for ``key``, kept for ``window`` seconds."""
         ...
 
+    async def take(self, limits: Sequence[Limit], token: str) -> Refused | None:
+        """Check and hit at once, atomically (one round trip): when every limit has room,
+        record a hit named ``token`` on each and return None; otherwise record nothing and
+        say which refused first."""
+        ...
+
+    async def give_back(self, keys: Sequence[str], token: str) -> None:
+        """Undo ``take``'s hits named ``token`` (the action they paid for did not happen)."""
+        ...
+
     async def reset(self, key: str) -> None: ...
 
 
 class MemoryRateLimiter:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        self._hits: dict[str, deque[float]] = {}
+        # key -> (time, token) of each recent hit, oldest first
+        self._hits: dict[str, deque[tuple[float, str]]] = {}
 
-    def _live(self, key: str, window: float) -> deque[float]:
+    def _live(self, key: str, window: float) -> deque[tuple[float, str]]:
         hits = self._hits.setdefault(key, deque())
         horizon = self._clock.monotonic() - window
-        while hits and hits[0] <= horizon:
+        while hits and hits[0][0] <= horizon:
             hits.popleft()
         return hits
 
@@ -41,10 +72,26 @@ class MemoryRateLimiter:
             self._hits.pop(key, None)
         if len(hits) < limit:
             return 0.0
-        return hits[-limit] + window - self._clock.monotonic()
+        return hits[-limit][0] + window - self._clock.monotonic()
 
     async def hit(self, key: str, window: float) -> None:
-        self._live(key, window).append(self._clock.monotonic())
+        self._live(key, window).append((self._clock.monotonic(), ""))
+
+    async def take(self, limits: Sequence[Limit], token: str) -> Refused | None:
+        for index, limit in enumerate(limits):
+            wait = await self.retry_after(limit.key, limit.limit, limit.window)
+            if wait > 0:
+                return Refused(index, wait)
+        now = self._clock.monotonic()
+        for limit in limits:
+            self._live(limit.key, limit.window).append((now, token))
+        return None
+
+    async def give_back(self, keys: Sequence[str], token: str) -> None:
+        for key in keys:
+            hits = self._hits.get(key)
+            if hits is not None:
+                self._hits[key] = deque(h for h in hits if h[1] != token)
 
     async def reset(self, key: str) -> None:
         self._hits.pop(key, None)
@@ -61,6 +108,30 @@ return tostring(tonumber(oldest[2]) + window - now)
 """
 
 
+# Every limit checked (as above), then every key hit, in one script: the Redis server's clock
+# (TIME in a script that writes is fine with effects replication, the default since Redis 5).
+# KEYS: the limits' keys; ARGV: limit and window of each, then the token.
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local n = #KEYS
+for i = 1, n do
+  local limit, window = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+  local count = redis.call('ZCARD', KEYS[i])
+  if count >= limit then
+    local oldest = redis.call('ZRANGE', KEYS[i], count - limit, count - limit, 'WITHSCORES')
+    return {i, tostring(tonumber(oldest[2]) + window - now)}
+  end
+end
+for i = 1, n do
+  redis.call('ZADD', KEYS[i], now, ARGV[2 * n + 1])
+  redis.call('EXPIRE', KEYS[i], math.floor(tonumber(ARGV[2 * i])) + 1)
+end
+return {0, '0'}
+"""
+
+
 class RedisRateLimiter:
     """A sorted set per key, scored by the Redis server's clock so hubs' skew does not matter."""
 
@@ -68,6 +139,7 @@ class RedisRateLimiter:
         self._redis = redis
         self._prefix = f"{prefix}:rl:"
         self._retry_after = redis.register_script(_RETRY_AFTER)
+        self._take = redis.register_script(_TAKE)
 
     async def _now(self) -> float:
         seconds, micros = await self._redis.time()
@@ -84,6 +156,24 @@ class RedisRateLimiter:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.zadd(full, {uuid.uuid4().hex: now})
             pipe.expire(full, int(window) + 1)
+            await pipe.execute()
+
+    async def take(self, limits: Sequence[Limit], token: str) -> Refused | None:
+        args: list[str | int | float] = []
+        for limit in limits:
+            args += [limit.limit, limit.window]
+        index, wait = await self._take(
+            keys=[self._prefix + limit.key for limit in limits], args=[*args, token]
+        )
+        index = int(index)
+        if index == 0:
+            return None
+        return Refused(index - 1, max(0.0, float(wait)))
+
+    async def give_back(self, keys: Sequence[str], token: str) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.zrem(self._prefix + key, token)
             await pipe.execute()
 
     async def reset(self, key: str) -> None:

@@ -7,12 +7,14 @@ The channel's events (``channel_messages``) are what subscribers receive and rep
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.clock import Clock
@@ -20,10 +22,10 @@ from hub.db import Database
 from hub.errors import Conflict, FieldError, Forbidden, NotFound, RateLimited, ValidationFailed
 from hub.identity.models import User
 from hub.notifications.service import Notifications
-from hub.ratelimit import RateLimiter
+from hub.ratelimit import Limit, RateLimiter
 from hub.realtime.gateway import Gateway
 from hub.realtime.models import ChannelMessage
-from hub.realtime.store import Stored
+from hub.realtime.store import Companion, Stored
 from rooms.access import Access, ChannelAccess
 from rooms.channels import ChannelRef, parse_channel
 from rooms.events import Delete, Edit, NewMessage, React, parse_event
@@ -62,14 +64,20 @@ class Chat:
         self._limiter = limiter
         self._clock = clock
         self._access = access
+        # Mentions and replies being notified, after their message was acknowledged.
+        self._notifying: set[asyncio.Task[None]] = set()
 
     async def access(self, user_id: int, channel: str) -> Access | None:
         """The user's access to ``channel``, or None when they may not read it."""
         ref = parse_channel(channel)
         if ref is None:
             return None
-        async with self._db.sessions() as s:
-            return await self._access.of(s, user_id, ref)
+        return await self._access.quickly(self._db, user_id, ref)
+
+    async def close(self) -> None:
+        """Finish the notifications still being sent (the hub is stopping)."""
+        while self._notifying:
+            await asyncio.gather(*self._notifying, return_exceptions=True)
 
     async def publish(self, user: User, channel: str, data: dict[str, Any]) -> int:
         """Apply a client's publish; returns the stored event's sequence number.
@@ -107,29 +115,89 @@ class Chat:
     # Messages -------------------------------------------------------------------------------
 
     async def _message(self, user: User, access: Access, event: NewMessage, now: datetime) -> int:
+        """A new message: throttled (and slow mode) in one Redis round trip, checked, then stored
+        with its ``chat_messages`` row by the gateway's group commit, which announces it."""
         channel = access.channel.name
-        rate_key = f"chat:msg:{user.id}:{channel}"
-        await self._throttle(rate_key, MESSAGES_PER_WINDOW, RATE_WINDOW, "messages")
         slow = access.slow_mode_seconds if not access.moderator else 0
-        slow_key = f"chat:slow:{user.id}:{channel}"
+        limits = [Limit(f"chat:msg:{user.id}:{channel}", MESSAGES_PER_WINDOW, RATE_WINDOW)]
         if slow > 0:
-            wait = await self._limiter.retry_after(slow_key, 1, slow)
-            if wait > 0:
-                raise _rate_limited(
-                    wait, f"Slow mode: one message every {slow} seconds in this channel."
-                )
+            limits.append(Limit(f"chat:slow:{user.id}:{channel}", 1, float(slow)))
+        token = uuid.uuid4().hex
+        refused = await self._limiter.take(limits, token)
+        if refused is not None:
+            why = (
+                f"At most {MESSAGES_PER_WINDOW} messages per {RATE_WINDOW:g} seconds in a channel."
+                if refused.index == 0
+                else f"Slow mode: one message every {slow} seconds in this channel."
+            )
+            raise _rate_limited(refused.retry_after, why)
         mentions = list(dict.fromkeys(event.mentions))
+        try:
+            parent_author = await self._check_references(access, event, mentions)
+            data = {
+                "type": "message",
+                "text": event.text,
+                "author": person(user),
+                "reply_to": event.reply_to,
+                "mentions": mentions,
+                "sent_at": now.isoformat(),
+            }
+            row = {
+                "channel": channel,
+                "author_id": user.id,
+                "text": event.text,
+                "reply_to": event.reply_to,
+                "mentions": mentions,
+                "reactions": {},
+                "created_at": now,
+            }
+            stored = await self._gateway.publish_durable(
+                channel,
+                data,
+                author_id=user.id,
+                now=now,
+                companions=[Companion(_CHAT_MESSAGES, row)],
+            )
+        except Exception:
+            # Refused or not stored: the message does not count against the sender's budget.
+            await self._limiter.give_back([limit.key for limit in limits], token)
+            raise
+        if mentions or parent_author is not None:
+            task = asyncio.get_running_loop().create_task(
+                self._notify(user, access, stored.seq, event, mentions, parent_author)
+            )
+            self._notifying.add(task)
+            task.add_done_callback(self._notifying.discard)
+        return stored.seq
+
+    async def _check_references(
+        self, access: Access, event: NewMessage, mentions: list[int]
+    ) -> int | None:
+        """The replied-to message's author (None without a reply).
+
+        Raises:
+            ValidationFailed: the reply is to no message of the channel (or a deleted one), or
+                someone mentioned is not a member."""
+        if event.reply_to is None and not mentions:
+            return None
+        channel = access.channel.name
         parent_author: int | None = None
-        async with self._db.transaction() as s:
+        async with self._db.connect() as conn:
             if event.reply_to is not None:
-                parent = await s.get(ChatMessage, (channel, event.reply_to))
+                parent = (
+                    await conn.execute(
+                        select(ChatMessage.author_id, ChatMessage.deleted_at).where(
+                            ChatMessage.channel == channel, ChatMessage.seq == event.reply_to
+                        )
+                    )
+                ).first()
                 if parent is None or parent.deleted_at is not None:
                     raise ValidationFailed(
                         [FieldError("data.reply_to", "is not a message of this channel")]
                     )
                 parent_author = parent.author_id
             if mentions:
-                members = await self._access.members_among(s, access.channel, mentions)
+                members = await self._access.members_among(conn, access.channel, mentions)
                 strangers = [m for m in mentions if m not in members]
                 if strangers:
                     raise ValidationFailed(
@@ -141,33 +209,7 @@ class Chat:
                             )
                         ]
                     )
-            data = {
-                "type": "message",
-                "text": event.text,
-                "author": person(user),
-                "reply_to": event.reply_to,
-                "mentions": mentions,
-                "sent_at": now.isoformat(),
-            }
-            stored = await self._gateway.store.append(s, channel, data, author_id=user.id, now=now)
-            s.add(
-                ChatMessage(
-                    channel=channel,
-                    seq=stored.seq,
-                    author_id=user.id,
-                    text=event.text,
-                    reply_to=event.reply_to,
-                    mentions=mentions,
-                    reactions={},
-                    created_at=now,
-                )
-            )
-        await self._limiter.hit(rate_key, RATE_WINDOW)
-        if slow > 0:
-            await self._limiter.hit(slow_key, slow)
-        await self._gateway.announce(stored)
-        await self._notify(user, access, stored.seq, event, mentions, parent_author)
-        return stored.seq
+        return parent_author
 
     async def _notify(
         self,
@@ -178,8 +220,9 @@ class Chat:
         mentions: list[int],
         parent_author: int | None,
     ) -> None:
-        """Mentions and replies. The message is stored and announced already: a failure here is
-        logged, never reported as a failed publish (the client would send it again)."""
+        """Mentions and replies, after the message was stored, announced and acknowledged
+        (``close`` waits for them). A failure here is logged, never reported as a failed
+        publish (the client would send it again)."""
         channel = access.channel.name
         about = {"channel": channel, "seq": seq, "where": access.title, "excerpt": _excerpt(event)}
         wanted: list[tuple[int, str, dict[str, Any], str]] = [
@@ -315,6 +358,9 @@ class Chat:
             raise _rate_limited(
                 wait, f"At most {limit} {what} per {window:g} seconds in a channel."
             )
+
+
+_CHAT_MESSAGES = cast(Table, ChatMessage.__table__)
 
 
 def _rate_limited(wait: float, why: str) -> RateLimited:

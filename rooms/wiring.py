@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from aiohttp import web
 
 from hub.api import Api
@@ -28,9 +30,16 @@ def build_rooms(hub: Hub) -> RoomsServices:
 
 def install(app: web.Application, hub: Hub, api: Api, services: RoomsServices) -> None:
     app[ROOMS] = services
+    app.cleanup_ctx.append(_lifecycle)
     policy = ChatPolicy(services.chat)
     for prefix in CHANNEL_PREFIXES:
         hub.gateway.register(prefix, policy)
     register_routes(api)
     parties = install_watch_parties(app, hub, api)
     install_calls(app, hub, parties)
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    # Cleaned up before the hub's own services (cleanup runs in reverse), which chat still uses.
+    yield
+    await app[ROOMS].chat.close()

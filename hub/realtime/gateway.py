@@ -19,8 +19,9 @@ import struct
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
@@ -32,8 +33,19 @@ from hub.clock import Clock
 from hub.db import Database
 from hub.errors import CohortError, ErrorCode, Forbidden, NotFound, Unauthenticated
 from hub.identity.models import AuthSession, User
+from hub.realtime.commit import GroupCommit
 from hub.realtime.presence import REFRESH_EVERY, PresenceStore
-from hub.realtime.store import MessageStore, Stored, message_frame, unwire, wire
+from hub.realtime.store import (
+    Companion,
+    MessageStore,
+    Pending,
+    Stored,
+    is_presence,
+    message_frame,
+    unwire,
+    wire,
+    wire_presence,
+)
 from hub.realtime.tickets import Ticket, TicketStore
 
 log = logging.getLogger(__name__)
@@ -51,6 +63,9 @@ PEOPLE_CACHED = 50_000
 PEOPLE_TTL = 60.0
 # Broker channel of the gateway's own control messages (evictions), heard by every hub.
 CONTROL_CHANNEL = "gateway-control"
+# Joins and leaves of a channel's members on this hub within this many seconds go out as one
+# presence event: a room of n filling up costs n events per member, not n² in all.
+PRESENCE_BATCH = 0.25
 
 
 class RealtimeError(CohortError):
@@ -194,7 +209,13 @@ class Connection:
         self.closing = True
         log.info(
             "closing websocket",
-            extra={"connection": self.id, "user_id": self.user.id, "code": code, "reason": reason},
+            extra={
+                "connection": self.id,
+                "user_id": self.user.id,
+                "code": code,
+                "reason": reason,
+                "unsent": self._transport.get_write_buffer_size(),
+            },
         )
         self.closer = asyncio.get_running_loop().create_task(
             self.ws.close(code=code, message=reason.encode())
@@ -214,6 +235,7 @@ class Gateway:
         max_frame_bytes: int,
     ) -> None:
         self.store = MessageStore(db)
+        self._commit = GroupCommit(self.store, self._announce_many)
         self.tickets = tickets
         self._db = db
         self._broker = broker
@@ -235,6 +257,18 @@ class Gateway:
         # subscribers all ask who is online, and reading every member anew for each of them
         # made joining a room of 2,000 quadratic in database work.
         self._people: OrderedDict[int, tuple[dict[str, Any], float]] = OrderedDict()
+        # Presence changes not announced yet: channel -> user id -> (joined, card); the last
+        # change of a user in the batch window is the one that counts.
+        self._presence_out: dict[str, dict[int, tuple[bool, dict[str, Any]]]] = {}
+        self._presence_due = asyncio.Event()
+        # Who is online in each channel with presence that has members here (user id -> card),
+        # as the presence store said when it was loaded and the presence events heard since: a
+        # new subscriber's list comes from here, not from a read of the store per subscriber,
+        # which made a room of n filling up quadratic again.
+        self._online: dict[str, dict[int, dict[str, Any]]] = {}
+        self._online_loading: dict[str, asyncio.Future[None]] = {}
+        # Presence events heard while a channel's list is being (re)loaded: applied after.
+        self._online_heard: dict[str, list[bytes]] = {}
         self.hooks_on_disconnect: list[Callable[[Connection], Awaitable[None]]] = []
         # After a connection left a channel (unsubscribed, evicted or disconnected).
         self.hooks_on_leave: list[Callable[[User, str], Awaitable[None]]] = []
@@ -256,6 +290,7 @@ class Gateway:
         self._tasks = [
             asyncio.create_task(self._route(), name="gateway-router"),
             asyncio.create_task(self._keep_presence(), name="gateway-presence"),
+            asyncio.create_task(self._announce_presence(), name="gateway-presence-events"),
             asyncio.create_task(self._listen_for_control(), name="gateway-control"),
         ]
 
@@ -279,11 +314,13 @@ class Gateway:
 
     async def close(self) -> None:
         await self.shutdown()
+        await self._commit.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._flush_presence()  # the last leaves
         if self._sub is not None:
             try:
                 await self._sub.close()
@@ -293,15 +330,28 @@ class Gateway:
     # Publishing (for packages) ---------------------------------------------------------------
 
     async def publish_durable(
-        self, channel: str, data: dict[str, Any], *, author_id: int | None = None
+        self,
+        channel: str,
+        data: dict[str, Any],
+        *,
+        author_id: int | None = None,
+        now: datetime | None = None,
+        companions: Sequence[Companion] = (),
     ) -> Stored:
-        """Store a message (next sequence number) and fan it out."""
-        async with self._db.transaction() as s:
-            stored = await self.store.append(
-                s, channel, data, author_id=author_id, now=self._clock.now()
+        """Store a message (the channel's next sequence number) with its ``companions`` rows in
+        one transaction, then fan it out; returns once both are done. Messages published
+        meanwhile share the transaction (group commit: hub/realtime/commit.py)."""
+        pending = Pending(channel, data, author_id, now or self._clock.now(), tuple(companions))
+        return await self._commit.submit(pending)
+
+    async def _announce_many(self, stored: Sequence[Stored]) -> None:
+        try:
+            await self._broker.publish_many([(s.channel, wire(s.seq, s.frame)) for s in stored])
+        except Exception:
+            log.warning(
+                "broker publish failed; subscribers repair from storage",
+                extra={"messages": len(stored)},
             )
-        await self.announce(stored)
-        return stored
 
     async def announce(self, stored: Stored) -> None:
         """Fan out a message stored (and committed) by the caller. A broker failure loses
@@ -366,6 +416,8 @@ class Gateway:
             log.warning("dropped a malformed broker message", extra={"channel": channel})
             return
         if seq is None:
+            if is_presence(payload):
+                self._presence_heard(channel, frame)
             framed = text_frame(frame)
             for conn in tuple(conns):
                 conn.push(channel, frame, framed)
@@ -455,6 +507,7 @@ class Gateway:
         if not members and channel not in self._joining:
             del self.members[channel]
             self._last_seq.pop(channel, None)
+            self._online.pop(channel, None)
             assert self._sub is not None
             await self._sub.remove(channel)
 
@@ -464,11 +517,9 @@ class Gateway:
         users = self._present.setdefault(channel, {})
         users[user.id] = users.get(user.id, 0) + 1
         if users[user.id] == 1:
-            self._remember(user, time.monotonic())
+            card = self._remember(user, time.monotonic())
             await self._presence.join(channel, user.id)
-            await self.publish_ephemeral(
-                channel, {"type": "presence", "event": "join", "user": _person(user)}
-            )
+            self._presence_changed(channel, user.id, True, card)
 
     async def _present_leave(self, channel: str, user: User) -> None:
         users = self._present.get(channel)
@@ -481,9 +532,95 @@ class Gateway:
         if not users:
             del self._present[channel]
         await self._presence.leave(channel, user.id)
-        await self.publish_ephemeral(
-            channel, {"type": "presence", "event": "leave", "user": _person(user)}
-        )
+        self._presence_changed(channel, user.id, False, _person(user))
+
+    def _presence_changed(
+        self, channel: str, user_id: int, joined: bool, card: dict[str, Any]
+    ) -> None:
+        self._presence_out.setdefault(channel, {})[user_id] = (joined, card)
+        self._presence_due.set()
+
+    async def _announce_presence(self) -> None:
+        """Every ``PRESENCE_BATCH`` seconds at most, one event per channel whose members came
+        or went here: ``{"type":"presence","joined":[cards],"left":[cards]}``."""
+        while True:
+            await self._presence_due.wait()
+            await asyncio.sleep(PRESENCE_BATCH)
+            await self._flush_presence()
+
+    async def _flush_presence(self) -> None:
+        self._presence_due.clear()
+        changes, self._presence_out = self._presence_out, {}
+        events = []
+        for channel, users in changes.items():
+            joined = [card for came, card in users.values() if came]
+            left = [card for came, card in users.values() if not came]
+            data = {"type": "presence", "joined": joined, "left": left}
+            events.append((channel, wire_presence(message_frame(channel, None, data))))
+        if not events:
+            return
+        try:
+            await self._broker.publish_many(events)
+        except Exception:
+            log.warning("presence events not published", extra={"channels": len(events)})
+
+    def _presence_heard(self, channel: str, frame: bytes) -> None:
+        """A presence event from the broker (this hub's or another's): keep the list."""
+        heard = self._online_heard.get(channel)
+        if heard is not None:
+            heard.append(frame)
+        self._apply_presence(channel, frame)
+
+    def _apply_presence(self, channel: str, frame: bytes) -> None:
+        online = self._online.get(channel)
+        if online is None:
+            return
+        try:
+            data = orjson.loads(frame)["data"]
+            for card in data["joined"]:
+                online[int(card["id"])] = card
+            for card in data["left"]:
+                online.pop(int(card["id"]), None)
+        except (ValueError, KeyError, TypeError):
+            log.warning("dropped a malformed presence event", extra={"channel": channel})
+
+    async def _load_online(self, channel: str) -> None:
+        """(Re)load a channel's list from the presence store, then apply what was heard
+        meanwhile (an event heard before the read saw its change is applied twice: no harm)."""
+        heard: list[bytes] = []
+        self._online_heard[channel] = heard
+        try:
+            cards = await self.online(channel)
+        finally:
+            del self._online_heard[channel]
+        if channel not in self.members:
+            return
+        self._online[channel] = {card["id"]: card for card in cards}
+        for frame in heard:
+            self._apply_presence(channel, frame)
+
+    async def _online_here(self, channel: str) -> list[dict[str, Any]]:
+        """Who is online in ``channel`` for a new subscriber: the list kept here, with this
+        hub's own changes not announced yet."""
+        if channel not in self._online:
+            loading = self._online_loading.get(channel)
+            if loading is not None:
+                await asyncio.shield(loading)
+            else:
+                loading = asyncio.get_running_loop().create_future()
+                self._online_loading[channel] = loading
+                try:
+                    await self._load_online(channel)
+                finally:
+                    loading.set_result(None)
+                    del self._online_loading[channel]
+        online = dict(self._online.get(channel, {}))
+        for user_id, (joined, card) in self._presence_out.get(channel, {}).items():
+            if joined:
+                online[user_id] = card
+            else:
+                online.pop(user_id, None)
+        return [online[user_id] for user_id in sorted(online)]
 
     async def online_ids(self, channel: str) -> set[int]:
         """Ids of the users connected to a channel with presence, on any hub."""
@@ -523,6 +660,9 @@ class Gateway:
                 await self._presence.refresh(
                     {channel: set(users) for channel, users in self._present.items()}
                 )
+                # Members of a hub that died leave without an event: the store forgets them.
+                for channel in list(self._online):
+                    await self._load_online(channel)
             except Exception:
                 log.warning("presence refresh failed", exc_info=True)
 
@@ -735,7 +875,7 @@ class Gateway:
         if policy.presence:
             await self._present_join(channel, conn.user)
             await conn.send(
-                {"op": "presence", "channel": channel, "online": await self.online(channel)}
+                {"op": "presence", "channel": channel, "online": await self._online_here(channel)}
             )
         state.live = True
         for _seq, pending in state.pending:

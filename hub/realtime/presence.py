@@ -58,8 +58,10 @@ class RedisPresence:
 
     async def join(self, channel: str, user_id: int) -> None:
         key = self._prefix + channel
-        await self._redis.zadd(key, {f"{user_id}:{self._hub}": time.time() + PRESENCE_TTL})
-        await self._redis.expire(key, int(PRESENCE_TTL * 2))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(key, {f"{user_id}:{self._hub}": time.time() + PRESENCE_TTL})
+            pipe.expire(key, int(PRESENCE_TTL * 2))
+            await pipe.execute()
 
     async def leave(self, channel: str, user_id: int) -> None:
         await self._redis.zrem(self._prefix + channel, f"{user_id}:{self._hub}")

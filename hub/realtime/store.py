@@ -3,26 +3,40 @@ once, history and replay by sequence number."""
 
 from __future__ import annotations
 
+import functools
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import JSON, Table, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from hub.broker import Broker
 from hub.db import Database
 from hub.realtime.models import ChannelHead, ChannelMessage
 
 EPHEMERAL = b"-"
+# Presence changes travel as ephemeral messages marked apart, so that hubs can follow who is
+# online without parsing every other ephemeral message.
+PRESENCE = b"p"
 
 
 def message_frame(channel: str, seq: int | None, data: dict[str, Any]) -> bytes:
     """The server → client frame of a channel message; the same bytes for every recipient."""
     return orjson.dumps({"op": "message", "channel": channel, "seq": seq, "data": data})
+
+
+def _frame_of(channel: str, seq: int, data_json: bytes) -> bytes:
+    """``message_frame`` around ``data`` serialized already (the stored copy's bytes)."""
+    return b'{"op":"message","channel":%s,"seq":%d,"data":%s}' % (
+        orjson.dumps(channel),
+        seq,
+        data_json,
+    )
 
 
 def wire(seq: int | None, frame: bytes) -> bytes:
@@ -36,7 +50,16 @@ def unwire(payload: bytes) -> tuple[int | None, bytes]:
     head, sep, frame = payload.partition(b"\n")
     if not sep:
         raise ValueError("not a gateway payload")
-    return (None if head == EPHEMERAL else int(head)), frame
+    return (None if head in (EPHEMERAL, PRESENCE) else int(head)), frame
+
+
+def wire_presence(frame: bytes) -> bytes:
+    """``wire`` for a presence event (ephemeral)."""
+    return PRESENCE + b"\n" + frame
+
+
+def is_presence(payload: bytes) -> bool:
+    return payload.startswith(PRESENCE + b"\n")
 
 
 def event_data(payload: bytes) -> dict[str, Any]:
@@ -57,6 +80,93 @@ class Stored:
     channel: str
     seq: int
     frame: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Companion:
+    """A row of another table written in the same transaction as a durable message (a chat
+    message's current state): ``values`` without ``seq``, which the store adds."""
+
+    table: Table
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A durable message waiting to be stored."""
+
+    channel: str
+    data: dict[str, Any]
+    author_id: int | None
+    now: datetime
+    companions: tuple[Companion, ...] = ()
+
+
+# PostgreSQL: a whole batch in one statement, so one round trip and no BEGIN/COMMIT (a single
+# statement is its own transaction). Each channel's head moves by its count in the batch (heads
+# locked in channel order, so two batches never wait on each other crosswise) and the batch's
+# messages of a channel take the numbers below the new head in their order in the batch; the
+# companion rows go in with the number of their message. The text depends only on which
+# companion tables and columns the batch has (prepared once per connection for each).
+_BATCH_PG = """
+WITH batch AS (
+    SELECT * FROM unnest(
+        CAST($1 AS varchar[]), CAST($2 AS bigint[]), CAST($3 AS text[]),
+        CAST($4 AS timestamptz[])
+    ) WITH ORDINALITY AS b(channel, author_id, data, created_at, ord)
+), counts AS (
+    SELECT channel, count(*) AS n FROM batch GROUP BY channel
+), heads AS (
+    INSERT INTO channel_heads AS h (channel, last_seq)
+    SELECT channel, n FROM counts ORDER BY channel
+    ON CONFLICT (channel) DO UPDATE SET last_seq = h.last_seq + excluded.last_seq
+    RETURNING h.channel, h.last_seq
+), numbered AS (
+    SELECT b.ord, b.channel, b.author_id, b.data, b.created_at,
+           heads.last_seq - counts.n
+               + row_number() OVER (PARTITION BY b.channel ORDER BY b.ord) AS seq
+    FROM batch AS b JOIN counts USING (channel) JOIN heads USING (channel)
+), stored AS (
+    INSERT INTO channel_messages (channel, seq, author_id, data, created_at)
+    SELECT channel, seq, author_id, CAST(data AS json), created_at FROM numbered
+){companions}
+SELECT ord, seq FROM numbered
+"""
+
+_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+CompanionShape = tuple[tuple[Table, tuple[str, ...]], ...]
+
+
+@functools.lru_cache(maxsize=64)
+def _batch_sql_pg(shape: CompanionShape) -> str:
+    """``_BATCH_PG`` with one insert per companion table and set of columns: each column comes
+    as an array (JSON ones as text), then the array of the rows' messages' positions."""
+    parts = []
+    n = 4
+    quote = _PG.identifier_preparer.quote
+    for k, (table, keys) in enumerate(shape):
+        arrays: list[str] = []
+        picks: list[str] = []
+        for key in keys:
+            n += 1
+            column = table.c[key]
+            if isinstance(column.type, JSON):
+                arrays.append(f"CAST(${n} AS text[])")
+                picks.append(f"CAST(v.c{len(picks)} AS json)")
+            else:
+                arrays.append(f"CAST(${n} AS {column.type.compile(dialect=_PG)}[])")
+                picks.append(f"v.c{len(picks)}")
+        n += 1
+        names = ", ".join(f"c{i}" for i in range(len(keys)))
+        columns = ", ".join(quote(key) for key in keys)
+        parts.append(
+            f", companion_{k} AS (\n    INSERT INTO {quote(table.name)} ({columns}, seq)\n"
+            f"    SELECT {', '.join(picks)}, numbered.seq\n"
+            f"    FROM unnest({', '.join(arrays)}, CAST(${n} AS bigint[])) AS v({names}, ord)\n"
+            "    JOIN numbered ON numbered.ord = v.ord\n)"
+        )
+    return _BATCH_PG.format(companions="".join(parts))
 
 
 class MessageStore:
@@ -92,13 +202,91 @@ class MessageStore:
         await s.flush()
         return Stored(channel, seq, message_frame(channel, seq, data))
 
+    async def store_many(self, batch: Sequence[Pending]) -> list[Stored]:
+        """Store a batch of messages with their companion rows in one transaction; each gets its
+        channel's next sequence number, in batch order. Publish them after this returns."""
+        if not batch:
+            return []
+        if self._db.is_sqlite:
+            async with self._db.writing() as conn:
+                return await self.append_many(conn, batch)
+        encoded = [orjson.dumps(p.data) for p in batch]
+        shapes: dict[tuple[Table, tuple[str, ...]], list[tuple[int, dict[str, Any]]]] = {}
+        for ord_, p in enumerate(batch, start=1):
+            for c in p.companions:
+                shapes.setdefault((c.table, tuple(c.values)), []).append((ord_, c.values))
+        args: list[Any] = [
+            [p.channel for p in batch],
+            [p.author_id for p in batch],
+            [e.decode() for e in encoded],
+            [p.now for p in batch],
+        ]
+        for (table, keys), rows in shapes.items():
+            for key in keys:
+                values = [v[key] for _, v in rows]
+                if isinstance(table.c[key].type, JSON):
+                    values = [None if v is None else orjson.dumps(v).decode() for v in values]
+                args.append(values)
+            args.append([ord_ for ord_, _ in rows])
+        async with self._db.driver() as conn:
+            numbered = await conn.fetch(_batch_sql_pg(tuple(shapes)), *args)
+        by_ord = {int(o): int(seq) for o, seq in numbered}
+        return [
+            Stored(p.channel, by_ord[k], _frame_of(p.channel, by_ord[k], e))
+            for k, (p, e) in enumerate(zip(batch, encoded, strict=True), start=1)
+        ]
+
+    async def append_many(self, conn: AsyncConnection, batch: Sequence[Pending]) -> list[Stored]:
+        """``store_many`` inside the caller's transaction (``Database.writing``), in portable
+        statements: the heads, the messages, the companion rows."""
+        if not batch:
+            return []
+        counts = Counter(p.channel for p in batch)
+        insert_head = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        upsert = insert_head(ChannelHead).values(
+            [{"channel": c, "last_seq": n} for c, n in sorted(counts.items())]
+        )
+        numbered = upsert.on_conflict_do_update(
+            index_elements=[ChannelHead.channel],
+            set_={"last_seq": ChannelHead.last_seq + upsert.excluded.last_seq},
+        ).returning(ChannelHead.channel, ChannelHead.last_seq)
+        heads = {c: int(n) for c, n in await conn.execute(numbered)}
+        taken = {c: heads[c] - n for c, n in counts.items()}
+        seqs = []
+        for p in batch:
+            taken[p.channel] += 1
+            seqs.append(taken[p.channel])
+        await conn.execute(
+            insert(ChannelMessage),
+            [
+                {
+                    "channel": p.channel,
+                    "seq": seq,
+                    "author_id": p.author_id,
+                    "data": p.data,
+                    "created_at": p.now,
+                }
+                for p, seq in zip(batch, seqs, strict=True)
+            ],
+        )
+        companions: defaultdict[Table, list[dict[str, Any]]] = defaultdict(list)
+        for p, seq in zip(batch, seqs, strict=True):
+            for c in p.companions:
+                companions[c.table].append({**c.values, "seq": seq})
+        for table, values in companions.items():
+            await conn.execute(insert(table), values)
+        return [
+            Stored(p.channel, seq, message_frame(p.channel, seq, p.data))
+            for p, seq in zip(batch, seqs, strict=True)
+        ]
+
     async def head(self, channel: str) -> int:
-        async with self._db.sessions() as s:
+        async with self._db.connect() as s:
             seq = await s.scalar(select(ChannelHead.last_seq).where(ChannelHead.channel == channel))
         return int(seq or 0)
 
     async def heads(self, channels: Sequence[str]) -> dict[str, int]:
-        async with self._db.sessions() as s:
+        async with self._db.connect() as s:
             rows = (
                 await s.execute(
                     select(ChannelHead.channel, ChannelHead.last_seq).where(
@@ -111,7 +299,7 @@ class MessageStore:
 
     async def after(self, channel: str, after: int, upto: int, limit: int = 500) -> list[Stored]:
         """Messages with ``after < seq <= upto``, oldest first, at most ``limit``."""
-        async with self._db.sessions() as s:
+        async with self._db.connect() as s:
             rows = (
                 await s.execute(
                     select(ChannelMessage.seq, ChannelMessage.data)

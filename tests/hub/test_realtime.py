@@ -8,17 +8,20 @@ import base64
 import contextlib
 import os
 import socket
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient
+from sqlalchemy import Table
 
 from hub.clock import FakeClock
 from hub.identity.models import User
 from hub.realtime.gateway import BasePolicy, Sender
+from hub.realtime.store import Companion, message_frame
 from hub.services import HUB
+from rooms.models import ChatMessage
 from tests.conftest import Account, sign_up
 
 
@@ -223,6 +226,47 @@ async def test_a_gap_on_the_broker_is_filled_from_storage(
     ]
 
 
+async def test_concurrent_publishes_share_transactions_without_gaps(
+    client: TestClient[Any, Any], rooms: web.Application
+) -> None:
+    """Group commit: messages published at once into several channels are stored a batch at a
+    time, each channel's numbers contiguous in the order they were published; one that cannot
+    be stored fails alone and takes no number."""
+    gateway = rooms[HUB].gateway
+    ana = await sign_up(client, "Ana")
+    sock = await connect(client, ana)
+    await sock.subscribe("room:c0")
+    broken = Companion(
+        cast(Table, ChatMessage.__table__),
+        {
+            "channel": "room:c1",
+            "author_id": 10**9,
+            "text": "?",
+            "created_at": rooms[HUB].clock.now(),
+        },
+    )
+
+    async def publish(k: int) -> int:
+        channel = f"room:c{k % 3}"
+        companions = [broken] if k == 31 else []
+        stored = await gateway.publish_durable(channel, {"text": f"{k}"}, companions=companions)
+        return stored.seq
+
+    outcomes = await asyncio.gather(*(publish(k) for k in range(60)), return_exceptions=True)
+    assert isinstance(outcomes[31], Exception)  # a user that does not exist
+    for c in range(3):
+        seqs = [o for k, o in enumerate(outcomes) if k % 3 == c and k != 31]
+        assert seqs == list(range(1, len(seqs) + 1))
+    frames = await sock.recv_until(lambda f: f.get("seq") == 20)
+    live = [f for f in frames if f["op"] == "message" and f["seq"] is not None]
+    assert [(f["seq"], f["data"]["text"]) for f in live] == [(n + 1, str(3 * n)) for n in range(20)]
+    assert await gateway.store.heads(["room:c0", "room:c1", "room:c2"]) == {
+        "room:c0": 20,
+        "room:c1": 19,
+        "room:c2": 20,
+    }
+
+
 @pytest.mark.parametrize(
     ("frame", "fragment"),
     [
@@ -315,11 +359,11 @@ async def test_presence_and_typing(client: TestClient[Any, Any], rooms: Any) -> 
     frames = await a.recv_until(
         lambda f: (
             f.get("data", {}).get("type") == "presence"
-            and f["data"]["event"] == "join"
-            and f["data"]["user"]["id"] == ben.id
+            and ben.id in [u["id"] for u in f["data"]["joined"]]
         )
     )
     assert frames[-1]["seq"] is None
+    assert frames[-1]["data"]["left"] == []
     seen_by_b = await b.recv_until(lambda f: f.get("op") == "presence")
     assert sorted(u["id"] for u in seen_by_b[-1]["online"]) == sorted([ana.id, ben.id])
 
@@ -330,9 +374,63 @@ async def test_presence_and_typing(client: TestClient[Any, Any], rooms: Any) -> 
 
     await b.ws.close()
     left = await a.recv_until(
-        lambda f: f.get("data", {}).get("type") == "presence" and f["data"]["event"] == "leave"
+        lambda f: f.get("data", {}).get("type") == "presence" and f["data"]["left"]
     )
-    assert left[-1]["data"]["user"]["id"] == ben.id
+    assert [u["id"] for u in left[-1]["data"]["left"]] == [ben.id]
+
+
+async def test_presence_changes_coalesce_into_one_event(
+    client: TestClient[Any, Any], rooms: Any
+) -> None:
+    """Members who come within the batch window are announced together, in one frame that
+    lists them all (a room filling up costs each member a few frames, not one per member)."""
+    ana = await sign_up(client, "Ana")
+    others = [await sign_up(client, name) for name in ("Ben", "Cy", "Dee", "Eve")]
+    a = await connect(client, ana)
+    await a.subscribe("room:busy")
+    await a.recv()  # the presence list
+    await a.recv_until(lambda f: f.get("data", {}).get("type") == "presence")  # her own join
+    socks = [await connect(client, other) for other in others]
+
+    async def changes(wanted: set[int], key: str) -> int:
+        """Presence events until every one of ``wanted`` is under ``key``; how many."""
+        seen: set[int] = set()
+        events = 0
+        while seen != wanted:
+            frame = await a.recv()
+            if frame.get("data", {}).get("type") == "presence":
+                events += 1
+                seen |= {u["id"] for u in frame["data"][key]}
+        return events
+
+    await asyncio.gather(*(sock.subscribe("room:busy") for sock in socks))
+    # One event as a rule; two when the window closed between two of the joins.
+    assert await changes({o.id for o in others}, "joined") <= 2
+    await asyncio.gather(*(sock.ws.close() for sock in socks))
+    assert await changes({o.id for o in others}, "left") <= 2
+
+
+async def test_presence_heard_while_the_list_loads_is_kept(
+    client: TestClient[Any, Any], rooms: web.Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hub reads a room's presence list once, when its first member there subscribes; a
+    presence event heard while that read is under way still counts."""
+    gateway = rooms[HUB].gateway
+    read = gateway.online
+    cy = {"id": 10**6, "display_name": "Cy", "avatar_color": "#000000"}
+
+    async def online_while_cy_joins(channel: str) -> list[dict[str, Any]]:
+        cards = await read(channel)
+        data = {"type": "presence", "joined": [cy], "left": []}
+        gateway._presence_heard(channel, message_frame(channel, None, data))
+        return cards
+
+    monkeypatch.setattr(gateway, "online", online_while_cy_joins)
+    ana = await sign_up(client, "Ana")
+    sock = await connect(client, ana)
+    await sock.subscribe("room:loading")
+    online = await sock.recv()
+    assert [u["id"] for u in online["online"]] == [ana.id, cy["id"]]
 
 
 def _raw_websocket(host: str, port: int, path: str) -> socket.socket:
@@ -516,6 +614,25 @@ async def test_two_hubs_share_channels_and_presence(
     crossed = Socket(await two.ws_connect(f"/ws?ticket={await ticket(one, ana)}"))
     await crossed.send({"op": "ping", "ref": 1})
     assert (await crossed.recv())["op"] == "pong"
+
+    # Hub one keeps the room's list from the presence events of both hubs: once Ana has
+    # heard that Ben left (on hub two) and Cy came (on hub one), a newcomer on hub one is told
+    # exactly who is online.
+    cy = await sign_up(one, "Cy")
+    c = await connect(one, cy)
+    await c.subscribe("room:shared")
+    await b.ws.close()
+    seen_by_a: set[int] = {ana.id, ben.id}
+    while seen_by_a != {ana.id, cy.id}:
+        frame = await a.recv()
+        if frame.get("data", {}).get("type") == "presence":
+            seen_by_a |= {u["id"] for u in frame["data"]["joined"]}
+            seen_by_a -= {u["id"] for u in frame["data"]["left"]}
+    dee = await sign_up(one, "Dee")
+    d = await connect(one, dee)
+    await d.subscribe("room:shared")
+    online = await d.recv_until(lambda f: f.get("op") == "presence")
+    assert sorted(u["id"] for u in online[-1]["online"]) == sorted([ana.id, cy.id, dee.id])
 
 
 @pytest.mark.redis

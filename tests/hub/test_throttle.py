@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from hub.app import create_app
 from hub.clock import FakeClock
-from hub.ratelimit import RedisRateLimiter
+from hub.ratelimit import Limit, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from tests.conftest import make_settings, sign_up
 
 Client = TestClient[Any, Any]
@@ -101,6 +101,41 @@ async def test_redis_limiter_is_shared_between_hubs(redis_url: str) -> None:
         # Short windows expire on the server's clock.
         await hub_a.hit("k", 0.2)
         assert await hub_a.retry_after("k", 1, 0.2) > 0
+    finally:
+        keys = [k async for k in redis.scan_iter(f"{prefix}:*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+
+
+async def _take_and_give_back(limiter: RateLimiter) -> None:
+    """``take`` checks every limit and hits them all, or none; ``give_back`` undoes a take."""
+    limits = [Limit("msg:x", 3, 60), Limit("slow:x", 1, 30)]
+    assert await limiter.take(limits, "t1") is None
+    refused = await limiter.take(limits, "t2")
+    assert refused is not None
+    assert refused.index == 1  # slow mode: one per 30 s
+    assert 29 < refused.retry_after <= 30
+    # The refused take recorded nothing: the message budget still has two.
+    assert await limiter.take(limits[:1], "t3") is None
+    assert await limiter.take(limits[:1], "t4") is None
+    refused = await limiter.take(limits[:1], "t5")
+    assert refused is not None
+    assert refused.index == 0
+    await limiter.give_back(["msg:x"], "t4")
+    assert await limiter.take(limits[:1], "t6") is None
+
+
+async def test_memory_limiter_takes_and_gives_back(clock: FakeClock) -> None:
+    await _take_and_give_back(MemoryRateLimiter(clock))
+
+
+@pytest.mark.redis
+async def test_redis_limiter_takes_and_gives_back(redis_url: str) -> None:
+    redis = Redis.from_url(redis_url)
+    prefix = f"cohort-test-{uuid.uuid4().hex}"
+    try:
+        await _take_and_give_back(RedisRateLimiter(redis, prefix))
     finally:
         keys = [k async for k in redis.scan_iter(f"{prefix}:*")]
         if keys:

@@ -41,7 +41,7 @@ export interface SubscribedInfo {
 export interface ChannelListener {
   message?(message: ChannelMessage): void;
   subscribed?(info: SubscribedInfo): void;
-  /** Who is online now (after the snapshot and every join or leave). */
+  /** Who is online now (after the snapshot and every presence event: joins and leaves). */
   presence?(online: readonly Person[]): void;
   /** The subscription was refused (`forbidden`, `not_found`, …). */
   error?(error: GatewayError): void;
@@ -564,12 +564,14 @@ export class Gateway extends EventTarget {
     }
     const data = frame.data ?? {};
     if (data["type"] === "presence") {
-      const user = data["user"] as Person | undefined;
-      if (user && typeof user.id === "number") {
-        if (data["event"] === "leave") entry.online.delete(user.id);
-        else entry.online.set(user.id, user);
-        if (entry.presenceKnown) this.emitPresence(entry);
+      // One event lists everyone who came or went on a hub within a short window.
+      let changed = false;
+      for (const user of people(data["joined"])) {
+        entry.online.set(user.id, user);
+        changed = true;
       }
+      for (const user of people(data["left"])) changed = entry.online.delete(user.id) || changed;
+      if (changed && entry.presenceKnown) this.emitPresence(entry);
     }
     const message: ChannelMessage = { channel: frame.channel, seq: frame.seq, data };
     for (const listener of [...entry.listeners]) safely(() => listener.message?.(message));
@@ -614,6 +616,14 @@ export class Gateway extends EventTarget {
     const online = [...entry.online.values()];
     for (const listener of [...entry.listeners]) safely(() => listener.presence?.(online));
   }
+}
+
+/** The people listed in a presence event's `joined` or `left` (anything else is skipped). */
+function people(value: unknown): Person[] {
+  if (!Array.isArray(value)) return [];
+  return value.filter(
+    (p): p is Person => typeof p === "object" && p !== null && typeof (p as Person).id === "number",
+  );
 }
 
 function safely(call: () => void): void {
