@@ -345,8 +345,13 @@ class Gateway:
         return await self._commit.submit(pending)
 
     async def _announce_many(self, stored: Sequence[Stored]) -> None:
+        payloads = [(s.channel, wire(s.seq, s.frame)) for s in stored]
+        # This hub's own members have them at once, not a Redis round trip later; the copy
+        # that comes back from the broker is then a duplicate, dropped by its number.
+        for channel, payload in payloads:
+            self._dispatch(channel, payload)
         try:
-            await self._broker.publish_many([(s.channel, wire(s.seq, s.frame)) for s in stored])
+            await self._broker.publish_many(payloads)
         except Exception:
             log.warning(
                 "broker publish failed; subscribers repair from storage",
