@@ -88,16 +88,10 @@ class Chat:
             RateLimited (too fast, or slow mode).
         """
         event = parse_event(data)
-        access = await self.access(user.id, channel)
-        if access is None:
-            raise Forbidden("You are not a member of this channel.")
-        now = self._clock.now()
-        if access.muted_until is not None and access.muted_until > now:
-            raise Forbidden(
-                f"You are muted in this community until {access.muted_until.isoformat()}."
-            )
         if isinstance(event, NewMessage):
-            return await self._message(user, access, event, now)
+            return await self._message(user, channel, event)
+        access = self._may_post(await self.access(user.id, channel))
+        now = self._clock.now()
         if isinstance(event, Delete):
             # Not throttled: moderators clean up floods.
             stored = await self._delete(user, access, event, now)
@@ -114,23 +108,50 @@ class Chat:
 
     # Messages -------------------------------------------------------------------------------
 
-    async def _message(self, user: User, access: Access, event: NewMessage, now: datetime) -> int:
-        """A new message: throttled (and slow mode) in one Redis round trip, checked, then stored
-        with its ``chat_messages`` row by the gateway's group commit, which announces it."""
-        channel = access.channel.name
-        slow = access.slow_mode_seconds if not access.moderator else 0
-        limits = [Limit(f"chat:msg:{user.id}:{channel}", MESSAGES_PER_WINDOW, RATE_WINDOW)]
-        if slow > 0:
-            limits.append(Limit(f"chat:slow:{user.id}:{channel}", 1, float(slow)))
+    def _may_post(self, access: Access | None) -> Access:
+        """Raises Forbidden for a stranger to the channel or a muted member."""
+        if access is None:
+            raise Forbidden("You are not a member of this channel.")
+        muted_until = access.muted_until
+        if muted_until is not None and muted_until > self._clock.now():
+            raise Forbidden(f"You are muted in this community until {muted_until.isoformat()}.")
+        return access
+
+    async def _message(self, user: User, channel: str, event: NewMessage) -> int:
+        """A new message: the sender's standing and their message budget read at once (one
+        round trip's wait instead of two; the budget is given back if they may not post), slow
+        mode where the channel has it, checked, then stored with its ``chat_messages`` row by
+        the gateway's group commit, which announces it."""
         token = uuid.uuid4().hex
-        refused = await self._limiter.take(limits, token)
-        if refused is not None:
-            why = (
-                f"At most {MESSAGES_PER_WINDOW} messages per {RATE_WINDOW:g} seconds in a channel."
-                if refused.index == 0
-                else f"Slow mode: one message every {slow} seconds in this channel."
-            )
-            raise _rate_limited(refused.retry_after, why)
+        budget = Limit(f"chat:msg:{user.id}:{channel}", MESSAGES_PER_WINDOW, RATE_WINDOW)
+        read, took = await asyncio.gather(
+            self.access(user.id, channel),
+            self._limiter.take([budget], token),
+            return_exceptions=True,
+        )
+        taken = [budget.key] if took is None else []
+        try:
+            if isinstance(read, BaseException):
+                raise read
+            access = self._may_post(read)
+            if isinstance(took, BaseException):
+                raise took
+            if took is not None:
+                why = f"At most {MESSAGES_PER_WINDOW} messages per {RATE_WINDOW:g} seconds"
+                raise _rate_limited(took.retry_after, why + " in a channel.")
+            slow = access.slow_mode_seconds if not access.moderator else 0
+            if slow > 0:
+                pace = Limit(f"chat:slow:{user.id}:{channel}", 1, float(slow))
+                refused = await self._limiter.take([pace], token)
+                if refused is not None:
+                    why = f"Slow mode: one message every {slow} seconds in this channel."
+                    raise _rate_limited(refused.retry_after, why)
+                taken.append(pace.key)
+        except Exception:
+            if taken:
+                await self._limiter.give_back(taken, token)
+            raise
+        now = self._clock.now()
         mentions = list(dict.fromkeys(event.mentions))
         try:
             parent_author = await self._check_references(access, event, mentions)
@@ -160,7 +181,7 @@ class Chat:
             )
         except Exception:
             # Refused or not stored: the message does not count against the sender's budget.
-            await self._limiter.give_back([limit.key for limit in limits], token)
+            await self._limiter.give_back(taken, token)
             raise
         if mentions or parent_author is not None:
             task = asyncio.get_running_loop().create_task(

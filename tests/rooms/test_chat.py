@@ -425,6 +425,22 @@ async def test_rate_limit_and_slow_mode(
     assert (await b.publish(general, {"type": "delete", "target": 12}))["op"] == "ack"
 
 
+async def test_refused_messages_do_not_spend_the_budget(
+    client: Client, app: web.Application
+) -> None:
+    ana = await sign_up(client, "Ana")
+    community = await make_community(app, ana)
+    general = f"chat:community:{community}"
+    a = await chatter(client, ana)
+    for i in range(9):
+        await a.say(general, f"m{i}")
+    for _ in range(3):  # refused after the budget was taken: given back
+        refused = await a.publish(general, {"text": "@nobody", "mentions": [10**9]})
+        assert refused["code"] == "validation_failed"
+    assert await a.say(general, "the tenth") == 10
+    assert (await a.publish(general, {"text": "the eleventh"}))["code"] == "rate_limited"
+
+
 async def test_rate_limited_frames_carry_retry_after(client: Client, app: web.Application) -> None:
     ana = await sign_up(client, "Ana")
     community = await make_community(app, ana)
