@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 import logging
 import math
+import queue
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -430,12 +431,13 @@ class _Storyboard:
     thumb_height: int
     thumbs: list[tuple[float, Image.Image]] = field(default_factory=list)
     next_at: float = 0.0
+    _scaler: VideoReformatter = field(default_factory=VideoReformatter)
 
     def offer(self, t: float, frame: VideoFrame) -> None:
         if t + 1e-6 < self.next_at or len(self.thumbs) >= MAX_THUMBS:
             return
-        image = frame.reformat(
-            width=self.thumb_width, height=self.thumb_height, format="rgb24"
+        image = self._scaler.reformat(
+            frame, width=self.thumb_width, height=self.thumb_height, format="rgb24"
         ).to_image()  # type: ignore[no-untyped-call]
         self.thumbs.append((t, image))
         self.next_at = t + self.interval
@@ -479,6 +481,127 @@ class _PassResult:
     storyboard: _Storyboard
     outputs: list[_VideoOutput]
     audio: _AudioOutput | None
+
+
+class _RungEncoder:
+    """One rung's scaler and encoder on a thread of its own, fed through a short queue.
+
+    The decoding thread hands each frame to the rungs that scale from it and goes on decoding;
+    a rung forwards its scaled frame to the rungs scaled from it before encoding its own. Fed
+    one after another from a single thread, the encoders waited on each other: while x264
+    held the feeding thread for one rung (its frame threads all busy), the others' threads ran
+    dry and the machine's cores sat partly idle. Every heavy call here (swscale, x264, the
+    muxer) releases the GIL."""
+
+    QUEUE_FRAMES = 4
+
+    def __init__(
+        self,
+        output: _VideoOutput,
+        time_base: Fraction,
+        storyboard: _Storyboard | None,
+        abort: threading.Event,
+    ) -> None:
+        self.output = output
+        self.time_base = time_base
+        self.storyboard = storyboard
+        self.abort = abort
+        self.children: list[_RungEncoder] = []
+        self.scales = False
+        self.error: BaseException | None = None
+        self._finishing = False
+        self._scaler = VideoReformatter()
+        self._inbox: queue.Queue[tuple[VideoFrame, int, bool, float] | None] = queue.Queue(
+            self.QUEUE_FRAMES
+        )
+        self._thread = threading.Thread(
+            target=self._run, name=f"rung-{output.planned.rung.name}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def put(self, frame: VideoFrame, rel_pts: int, keyframe: bool, t: float) -> None:
+        self._inbox.put((frame, rel_pts, keyframe, t))
+
+    @property
+    def running(self) -> bool:
+        return not self._finishing
+
+    def finish(self) -> None:
+        """No more frames: flush the encoder (after the queued frames) and end the thread."""
+        if not self._finishing:
+            self._finishing = True
+            self._inbox.put(None)
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            while (item := self._inbox.get()) is not None:
+                if self.abort.is_set() or self.error is not None:
+                    continue
+                try:
+                    self._encode(*item)
+                except BaseException as exc:  # re-raised by the decoding thread
+                    self.error = exc
+                    self.abort.set()
+            if self.error is None and not self.abort.is_set():
+                try:
+                    for out_packet in self.output.stream.encode(None):
+                        self.output.container.mux(out_packet)
+                except BaseException as exc:
+                    self.error = exc
+                    self.abort.set()
+        finally:
+            for child in self.children:
+                child.finish()
+
+    def _encode(self, base: VideoFrame, rel_pts: int, keyframe: bool, t: float) -> None:
+        planned = self.output.planned
+        current = base
+        if self.scales:
+            current = self._scaler.reformat(
+                base,
+                width=planned.width,
+                height=planned.height,
+                format="yuv420p",
+                interpolation="BICUBIC",
+                # The rungs already run in parallel; swscale's own slice threads would only
+                # add hand-offs between threads.
+                threads=1,
+            )
+            _set_timing(current, rel_pts, self.time_base, keyframe)
+        # Children first: their scaling overlaps this rung's encoding. They only read the
+        # pixels, which nothing writes once a frame is made.
+        for child in self.children:
+            child.put(current, rel_pts, keyframe, t)
+        for out_packet in self.output.stream.encode(current):
+            self.output.container.mux(out_packet)
+        self.output.frames += 1
+        self.output.segmenter.update()
+        if self.storyboard is not None:
+            self.storyboard.offer(t, current)
+
+
+def _end_rungs(rungs: list[_RungEncoder], *, raise_error: bool = True) -> None:
+    """Flush every rung (children after their source) and wait for all; re-raise the first
+    rung's failure."""
+    rungs[0].finish()
+    for rung in rungs:
+        rung.join()
+    for rung in rungs:
+        if rung.error is not None and raise_error:
+            raise rung.error
+
+
+def _set_timing(frame: VideoFrame, rel_pts: int, time_base: Fraction, keyframe: bool) -> None:
+    frame.pts = rel_pts
+    frame.time_base = time_base
+    # Decoded frames keep the source's picture type and x264 would turn its I-frames into
+    # keyframes: reset, except where we want one.
+    frame.pict_type = PictureType.I if keyframe else PictureType.NONE
 
 
 def _scale_sources(planned: list[PlannedRung]) -> list[int]:
@@ -542,17 +665,25 @@ def _encode_pass(
         if options.watermark
         else None
     )
-    # One scaler per rung, kept for the whole pass: a scaling context (and its threads) made
-    # per frame cost more than the scaling itself.
     top_scaler = VideoReformatter()
-    scalers = [VideoReformatter() for _ in planned]
-    sources = _scale_sources(planned)
     storyboard = _Storyboard(
         interval=max(2.0, facts.duration / 100),
         thumb_width=THUMB_WIDTH,
         thumb_height=even(THUMB_WIDTH * smallest.height / smallest.width),
         next_at=start,
     )
+    # One thread per rung, scaler and encoder kept for the whole pass (a scaling context, and
+    # its threads, made per frame cost more than the scaling itself). Rung 0 is the top frame
+    # itself; each smaller rung is scaled from the rung `_scale_sources` names.
+    abort = threading.Event()
+    rungs = [
+        _RungEncoder(output, time_base, storyboard if n == len(videos) - 1 else None, abort)
+        for n, output in enumerate(videos)
+    ]
+    for n, source_rung in enumerate(_scale_sources(planned)):
+        if n > 0:
+            rungs[n].scales = True
+            rungs[max(source_rung, 0)].children.append(rungs[n])
     poster_at = min(facts.duration * 0.1, 10.0) if write_poster else math.inf
     half_frame = 0.5 / float(facts.fps)
     next_keyframe = start
@@ -566,6 +697,8 @@ def _encode_pass(
         container.seek(int((start - 1) / time_base) + (origin or 0), stream=vstream)
     streams = [s for s in (vstream, astream) if s is not None]
     done = False
+    for rung in rungs:
+        rung.start()
     try:
         for packet in container.demux(*streams):
             if cancelled.is_set():
@@ -612,35 +745,15 @@ def _encode_pass(
                 keyframe = t + half_frame >= next_keyframe
                 if keyframe:
                     next_keyframe += GOP_SECONDS
-                made: list[VideoFrame] = []
-                for n, output in enumerate(videos):
-                    if n == 0 and (top.width, top.height) == (largest.width, largest.height):
-                        current = top
-                    else:
-                        base = top if sources[n] < 0 else made[sources[n]]
-                        current = scalers[n].reformat(
-                            base,
-                            width=output.planned.width,
-                            height=output.planned.height,
-                            format="yuv420p",
-                            interpolation="BICUBIC",
-                        )
-                    made.append(current)
-                    current.pts = rel_pts
-                    current.time_base = time_base
-                    # Decoded frames keep the source's picture type and x264 would turn its
-                    # I-frames into keyframes: reset, except where we want one.
-                    current.pict_type = PictureType.I if keyframe else PictureType.NONE
-                    for out_packet in output.stream.encode(current):
-                        output.container.mux(out_packet)
-                    output.frames += 1
-                    output.segmenter.update()
+                if abort.is_set():
+                    break
+                _set_timing(top, rel_pts, time_base, keyframe)
+                rungs[0].put(top, rel_pts, keyframe, t)
                 if audio is not None:
                     audio.segmenter.update()
                 if t + half_frame >= poster_at:
                     _write_poster(top, out_dir)
                     poster_at = math.inf
-                storyboard.offer(t, current)
                 if first_time is None:
                     first_time = Fraction(rel_pts) * time_base
                 frames += 1
@@ -648,16 +761,17 @@ def _encode_pass(
                 if t - last_report >= 0.5:
                     on_progress(min(99.0, 100 * (t - start) / span), "transcoding")
                     last_report = t
-            if done and astream is None:
+            if (done and astream is None) or abort.is_set():
                 break
         if frames == 0:
             raise TranscodeFailed("No video frame could be decoded.")
-        for output in videos:
-            for out_packet in output.stream.encode(None):
-                output.container.mux(out_packet)
+        _end_rungs(rungs)
         if audio is not None:
             _flush_audio(audio)
     finally:
+        if rungs[0].running:  # failed or cancelled: stop the rungs, keep the first reason
+            abort.set()
+            _end_rungs(rungs, raise_error=False)
         for output in videos:
             output.container.close()
         if audio is not None:
@@ -949,7 +1063,9 @@ def _flush_audio(audio: _AudioOutput) -> None:
 def _write_poster(frame: VideoFrame, out_dir: Path) -> None:
     width = min(frame.width, POSTER_MAX_WIDTH)
     height = even(frame.height * width / frame.width)
-    image = frame.reformat(width=width, height=height, format="rgb24")
+    # A scaler of its own: `frame.reformat` keeps one on the frame, which a rung's thread may
+    # be using on this very frame (the storyboard), and one scaler used by two threads hangs.
+    image = VideoReformatter().reformat(frame, width=width, height=height, format="rgb24")
     image = image.to_image()  # type: ignore[no-untyped-call]
     image.save(out_dir / "poster.jpg", quality=85)
 

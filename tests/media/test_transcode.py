@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 from pathlib import Path
 
@@ -239,6 +240,27 @@ def test_cancellation_stops_the_encoder(tmp_path: Path) -> None:
 
     with pytest.raises(TranscodeCancelled):
         run(source, tmp_path / "out", on_progress=on_progress, cancelled=cancelled)
+    assert not _rung_threads()
+
+
+def _rung_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("rung-")]
+
+
+def test_a_rung_that_fails_fails_the_pass_and_stops_every_rung(tmp_path: Path) -> None:
+    """Each rung encodes on its own thread: a failure there (here its output directory
+    vanishes mid-pass) must reach the caller, not hang the decoder or leave threads behind."""
+    source = make_clip(tmp_path / "in.mp4", seconds=12, width=640, height=360, audio=False)
+    out = tmp_path / "out"
+    lost = out / plan_ladder(640, 360)[-1].rung.name
+
+    def on_progress(percent: float, stage: str) -> None:
+        if percent > 20 and lost.exists():
+            shutil.rmtree(lost)
+
+    with pytest.raises(OSError):
+        run(source, out, on_progress=on_progress)
+    assert not _rung_threads()
 
 
 def test_parts_plan_on_segment_boundaries() -> None:
