@@ -92,7 +92,11 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
         if not self.is_sqlite:
-            kwargs.update(pool_size=10, max_overflow=20)
+            # As many kept as may be open at once: a connection above pool_size is closed as
+            # soon as it is returned, and a hub that ran above it (32 requests at once) opened
+            # and closed connections all the time, each a new PostgreSQL backend whose
+            # statements were prepared again: half of the machine's CPU (bench/purchases.py).
+            kwargs.update(pool_size=30, max_overflow=0)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if not self.is_sqlite:
             event.listen(self.engine.sync_engine.pool, "checkout", _drop_closed)
