@@ -93,7 +93,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         },
     )
     try:
-        yield
+        async with hub.notifications.delivering():
+            yield
     finally:
         await hub.gateway.close()
         await hub.broker.close()

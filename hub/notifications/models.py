@@ -34,6 +34,23 @@ class Notification(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class PendingNotification(Base):
+    """A notification written in the transaction of what it tells about, to be delivered
+    (merged, stored, pushed) after that commits: ``Notifications.deliver_pending`` turns it
+    into a notification and deletes it, in one transaction. No foreign keys: the hot paths
+    that write these rows take no locks on their recipients' rows."""
+
+    __tablename__ = "notification_outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(BigId)
+    type: Mapped[str] = mapped_column(String(40))
+    actor_id: Mapped[int | None] = mapped_column(BigId, default=None)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    group_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class NotificationPreference(Base):
     """A type of notification a user muted (no row: delivered)."""
 

@@ -3,21 +3,34 @@ the user's durable channel ``user:<id>`` as ``{"type": "notification", "notifica
 
 Packages call ``Notifications.notify``; the hub's own events (teacher application decisions)
 and the feature packages' (video ready, course sold, friend requests, mentions, …) all arrive
-here."""
+here. Hot paths instead write an outbox row (``pending_values``) in their own transaction, so
+the notification can be neither lost nor told of a change that rolled back, and costs them one
+insert; the outbox is delivered in batches in the background (``delivering``), with the same
+effect as ``notify`` one row after the other."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, bindparam, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.clock import Clock
 from hub.db import Database
 from hub.errors import NotFound
 from hub.identity.models import User
-from hub.notifications.models import Notification, NotificationPreference
+from hub.notifications.models import Notification, NotificationPreference, PendingNotification
 from hub.realtime.gateway import Gateway
+from hub.realtime.store import Pending, Stored
+
+log = logging.getLogger(__name__)
 
 MAX_ACTORS = 10
 
@@ -38,9 +51,26 @@ TYPES: dict[str, str] = {
 }
 
 
+@dataclass(slots=True)
+class MergedNotification:
+    """A notification as a delivery leaves it (``Notifications.notify``, the outbox), before
+    it is written; ``id`` None until it is inserted."""
+
+    id: int | None
+    user_id: int
+    type: str
+    group_key: str | None
+    actors: list[int]
+    actor_count: int
+    data: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    read_at: datetime | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class NotificationView:
-    notification: Notification
+    notification: Notification | MergedNotification
     actors: list[dict[str, Any]]
 
     def as_json(self) -> dict[str, Any]:
@@ -58,11 +88,33 @@ class NotificationView:
         return {**raw, "text": describe(raw)}
 
 
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something to tell ``user_id`` about (see ``Notifications.notify``), as of ``at``."""
+
+    user_id: int
+    type: str
+    actor_id: int | None
+    data: dict[str, Any]
+    group_key: str | None
+    at: datetime
+
+
+# Outbox rows delivered per transaction at most; and how long a delivery waits after being
+# told of new rows for more to join them: at a thousand sales a second some two hundred go
+# in one transaction, which costs the hub and PostgreSQL half as much per row as fifty do.
+DELIVERY_BATCH = 500
+DELIVERY_LINGER_SECONDS = 0.2
+# How often the outbox is looked at without being told (rows other hubs left behind).
+DELIVERY_POLL_SECONDS = 5.0
+
+
 class Notifications:
     def __init__(self, db: Database, gateway: Gateway, clock: Clock) -> None:
         self._db = db
         self._gateway = gateway
         self._clock = clock
+        self._pending = asyncio.Event()
 
     async def notify(
         self,
@@ -75,61 +127,203 @@ class Notifications:
     ) -> NotificationView | None:
         """Store (or merge into the unread one with the same ``group_key``) and push live.
         Returns None when the user muted this type or is the actor."""
-        if type not in TYPES:
-            raise ValueError(f"unknown notification type {type!r}")
-        if actor is not None and actor.id == user_id:
+        event = Event(
+            user_id,
+            _known(type),
+            actor.id if actor is not None else None,
+            data or {},
+            group_key,
+            self._clock.now(),
+        )
+        async with self._db.writing() as conn:
+            delivered = await self._deliver(conn, [event])
+        if not delivered:
             return None
-        now = self._clock.now()
-        async with self._db.transaction() as s:
-            muted = await s.scalar(
-                select(NotificationPreference.muted).where(
-                    NotificationPreference.user_id == user_id,
-                    NotificationPreference.type == type,
-                )
-            )
-            if muted:
-                return None
-            row = None
-            if group_key is not None:
-                row = await s.scalar(
-                    select(Notification)
-                    .where(
-                        Notification.user_id == user_id,
-                        Notification.group_key == group_key,
-                        Notification.read_at.is_(None),
-                    )
-                    .order_by(Notification.id.desc())
-                    .limit(1)
-                    .with_for_update()
-                )
-            if row is None:
-                row = Notification(
-                    user_id=user_id,
-                    type=type,
-                    group_key=group_key,
-                    actors=[],
-                    actor_count=0,
-                    data=data or {},
-                    created_at=now,
-                )
-                s.add(row)
-            elif data:
-                row.data = {**row.data, **data}
-            if actor is not None and actor.id not in row.actors:
-                row.actors = [actor.id, *row.actors][:MAX_ACTORS]
-                row.actor_count += 1
-            row.updated_at = now
-            await s.flush()
-            view = NotificationView(row, await self._people(s, row.actors))
-            stored = await self._gateway.store.append(
-                s,
-                f"user:{user_id}",
-                {"type": "notification", "notification": view.as_json()},
-                author_id=None,
-                now=now,
-            )
+        [(view, stored)] = delivered
         await self._gateway.announce(stored)
         return view
+
+    # The outbox: notifications written in their cause's transaction ----------------------
+
+    @staticmethod
+    def pending_values(
+        user_id: int,
+        type: str,
+        *,
+        actor_id: int | None,
+        data: dict[str, Any],
+        group_key: str | None,
+        at: datetime,
+    ) -> dict[str, Any]:
+        """An outbox row (``PendingNotification``) for the caller to insert in its own
+        transaction; call ``wake`` after the commit."""
+        return {
+            "user_id": user_id,
+            "type": _known(type),
+            "actor_id": actor_id,
+            "data": data,
+            "group_key": group_key,
+            "created_at": at,
+        }
+
+    def wake(self) -> None:
+        """Outbox rows were committed: deliver them soon."""
+        self._pending.set()
+
+    async def deliver_pending(self, limit: int = DELIVERY_BATCH) -> int:
+        """Deliver the oldest outbox rows (at most ``limit``) as ``notify`` would have, one
+        after the other, and delete them, in one transaction; returns how many rows."""
+        async with self._db.writing() as conn:
+            # Taken out of the outbox; the transaction puts them back should delivery fail.
+            rows = sorted((await conn.execute(_TAKE, {"limit": limit})).all(), key=lambda r: r.id)
+            if not rows:
+                return 0
+            events = [
+                Event(r.user_id, r.type, r.actor_id, dict(r.data), r.group_key, r.created_at)
+                for r in rows
+            ]
+            delivered = await self._deliver(conn, events)
+        for _, stored in delivered:
+            await self._gateway.announce(stored)
+        return len(rows)
+
+    @asynccontextmanager
+    async def delivering(self) -> AsyncIterator[None]:
+        """Deliver outbox rows in the background while inside: soon after ``wake``, and every
+        few seconds in case another hub left some; once more at the exit. What is still left
+        then waits for the next hub to start."""
+        task = asyncio.get_running_loop().create_task(
+            self._delivery_loop(), name="notification-outbox"
+        )
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            try:
+                await self.deliver_pending()
+            except Exception:
+                log.warning("pending notifications left for the next hub", exc_info=True)
+
+    async def _delivery_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._pending.wait(), DELIVERY_POLL_SECONDS)
+            # Rows committed while this one waits go in the same transaction.
+            await asyncio.sleep(DELIVERY_LINGER_SECONDS)
+            self._pending.clear()
+            try:
+                while await self.deliver_pending() == DELIVERY_BATCH:
+                    pass
+            except Exception:
+                # Nothing is lost: the rows stay in the outbox for the next round.
+                log.exception("could not deliver pending notifications")
+                await asyncio.sleep(DELIVERY_POLL_SECONDS)
+
+    async def _deliver(
+        self, conn: AsyncConnection, events: list[Event]
+    ) -> list[tuple[NotificationView, Stored]]:
+        """Apply ``events`` in order in the caller's transaction: each is dropped when its
+        recipient muted its type, is its actor or no longer exists; merges into the latest
+        unread notification with its ``group_key`` (one earlier in the batch included); else
+        starts a notification. Returns every notification touched, once, with its stored
+        channel message, to announce after the commit."""
+        recipients = sorted({e.user_id for e in events})
+        muted = {(u, t) for u, t in await conn.execute(_MUTED, {"users": recipients})}
+        keys = sorted({e.group_key for e in events if e.group_key is not None})
+        merged: dict[tuple[int, str], MergedNotification] = {}
+        if keys:
+            # Oldest first, so the latest unread one of each group is the one kept.
+            for n in await conn.execute(_UNREAD_GROUPS, {"users": recipients, "keys": keys}):
+                merged[(n.user_id, n.group_key)] = MergedNotification(
+                    n.id,
+                    n.user_id,
+                    n.type,
+                    n.group_key,
+                    list(n.actors),
+                    n.actor_count,
+                    dict(n.data),
+                    n.created_at,
+                    n.updated_at,
+                )
+        actor_ids = {e.actor_id for e in events if e.actor_id is not None}
+        people = {
+            p.id: p for p in await conn.execute(_PEOPLE, {"ids": sorted({*recipients, *actor_ids})})
+        }
+        # Every notification touched, once, in order of first touch (by id() of the object).
+        touched: dict[int, MergedNotification] = {}
+        for e in events:
+            if e.user_id not in people or e.actor_id == e.user_id or (e.user_id, e.type) in muted:
+                continue
+            row = merged.get((e.user_id, e.group_key)) if e.group_key is not None else None
+            if row is None:
+                row = MergedNotification(
+                    None, e.user_id, e.type, e.group_key, [], 0, e.data, e.at, e.at
+                )
+                if e.group_key is not None:
+                    merged[(e.user_id, e.group_key)] = row
+            elif e.data:
+                row.data = {**row.data, **e.data}
+            if e.actor_id is not None and e.actor_id not in row.actors:
+                row.actors = [e.actor_id, *row.actors][:MAX_ACTORS]
+                row.actor_count += 1
+            row.updated_at = e.at
+            touched[id(row)] = row
+        rows = list(touched.values())
+        fresh = [row for row in rows if row.id is None]
+        changed = [row for row in rows if row.id is not None]
+        if fresh:
+            ids = await conn.execute(
+                _INSERT_NOTIFICATION,
+                [
+                    {
+                        "user_id": r.user_id,
+                        "type": r.type,
+                        "group_key": r.group_key,
+                        "actors": r.actors,
+                        "actor_count": r.actor_count,
+                        "data": r.data,
+                        "read_at": None,
+                        "created_at": r.created_at,
+                        "updated_at": r.updated_at,
+                    }
+                    for r in fresh
+                ],
+            )
+            for row, new_id in zip(fresh, ids.scalars(), strict=True):
+                row.id = new_id
+        if changed:
+            await conn.execute(
+                _UPDATE_NOTIFICATION,
+                [
+                    {
+                        "notification_id": r.id,
+                        "actors": r.actors,
+                        "actor_count": r.actor_count,
+                        "data": r.data,
+                        "updated_at": r.updated_at,
+                    }
+                    for r in changed
+                ],
+            )
+        views = [
+            NotificationView(row, [_person(people[a]) for a in row.actors if a in people])
+            for row in rows
+        ]
+        stored = await self._gateway.store.append_many(
+            conn,
+            [
+                Pending(
+                    f"user:{view.notification.user_id}",
+                    {"type": "notification", "notification": view.as_json()},
+                    None,
+                    view.notification.updated_at,
+                )
+                for view in views
+            ],
+        )
+        return list(zip(views, stored, strict=True))
 
     async def recent(
         self, user_id: int, *, before: int | None, limit: int, unread_only: bool = False
@@ -229,6 +423,61 @@ class Notifications:
             for i in ids
             if (u := users.get(i)) is not None
         ]
+
+
+def _known(type: str) -> str:
+    if type not in TYPES:
+        raise ValueError(f"unknown notification type {type!r}")
+    return type
+
+
+def _person(user: Row[int, str, str]) -> dict[str, Any]:
+    return {"id": user.id, "display_name": user.display_name, "avatar_color": user.avatar_color}
+
+
+# The statements of every delivery, built once.
+_TAKE = (
+    delete(PendingNotification)
+    .where(
+        PendingNotification.id.in_(
+            select(PendingNotification.id)
+            .order_by(PendingNotification.id)
+            .limit(bindparam("limit"))
+            # Two hubs delivering at once take different rows.
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+    )
+    .returning(*PendingNotification.__table__.c)
+)
+_MUTED = select(NotificationPreference.user_id, NotificationPreference.type).where(
+    NotificationPreference.user_id.in_(bindparam("users", expanding=True)),
+    NotificationPreference.muted.is_(True),
+)
+_UNREAD_GROUPS = (
+    select(Notification.__table__)
+    .where(
+        Notification.user_id.in_(bindparam("users", expanding=True)),
+        Notification.group_key.in_(bindparam("keys", expanding=True)),
+        Notification.read_at.is_(None),
+    )
+    .order_by(Notification.id)
+    .with_for_update()
+)
+_PEOPLE = select(User.id, User.display_name, User.avatar_color).where(
+    User.id.in_(bindparam("ids", expanding=True))
+)
+_INSERT_NOTIFICATION = insert(Notification).returning(Notification.id, sort_by_parameter_order=True)
+_UPDATE_NOTIFICATION = (
+    update(Notification)
+    .where(Notification.id == bindparam("notification_id"))
+    .values(
+        actors=bindparam("actors"),
+        actor_count=bindparam("actor_count"),
+        data=bindparam("data"),
+        updated_at=bindparam("updated_at"),
+    )
+)
 
 
 def describe(notification: dict[str, Any]) -> str:
