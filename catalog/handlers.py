@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -18,11 +17,7 @@ from hub.api import Api, RequestModel, authenticate, path_int
 from hub.errors import PayloadTooLarge
 from hub.identity.manager import Principal
 from hub.identity.models import User
-from hub.services import HUB
-from payments.handlers import idempotent
-from payments.idempotency import StoredResponse
-
-log = logging.getLogger(__name__)
+from payments.handlers import idempotency_key
 
 Tag = Annotated[str, Field(min_length=1, max_length=40)]
 
@@ -544,26 +539,14 @@ def register_routes(api: Api) -> None:
         when already enrolled. Send an `Idempotency-Key` to make retries safe: the same key
         replays the first answer without paying again."""
         services = request.app[CATALOG]
-        course_id = path_int(request, "course_id")
-        sold: list[int] = []  # the price, when this request (not a replay) bought the course
-
-        async def buy() -> StoredResponse:
-            enrollment = await services.purchases.purchase(principal, course_id)
-            sold.append(enrollment.price_paid)
-            out = EnrollmentEnvelope(
-                enrollment=EnrollmentOut(
-                    id=enrollment.id,
-                    course_id=enrollment.course_id,
-                    price_paid=enrollment.price_paid,
-                    created_at=enrollment.created_at,
-                )
-            )
-            return StoredResponse(201, out.model_dump_json().encode(), "application/json")
-
-        response = await idempotent(request, services.keys, principal, b"", buy)
-        if sold and sold[0] > 0:
-            await _tell_teacher(request, principal.user, course_id, sold[0])
-        return response
+        answer = await services.purchases.purchase(
+            principal.user,
+            path_int(request, "course_id"),
+            idempotency_key(request, principal, b""),
+        )
+        return web.Response(
+            status=answer.status, body=answer.body, content_type=answer.content_type
+        )
 
     @api.route(
         "PUT",
@@ -603,22 +586,6 @@ def register_routes(api: Api) -> None:
             rating=RatingOut(average=summary.average, count=summary.count),
             next_cursor=items[-1].id if len(items) == query.limit else None,
         )
-
-
-async def _tell_teacher(request: web.Request, buyer: User, course_id: int, price: int) -> None:
-    """Notify the teacher of a sale (``course.purchased``, grouped per course). The sale is
-    committed by now: a notification that cannot be stored is logged, not the buyer's error."""
-    try:
-        course = (await request.app[CATALOG].search.card(course_id)).course
-        await request.app[HUB].notifications.notify(
-            course.owner_id,
-            "course.purchased",
-            actor=buyer,
-            data={"course_id": course.id, "course_title": course.title, "price": price},
-            group_key=f"course.purchased:{course.id}",
-        )
-    except Exception:
-        log.exception("could not notify the teacher of a sale", extra={"course_id": course_id})
 
 
 def _review_out(view: ReviewView) -> ReviewOut:

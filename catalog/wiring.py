@@ -24,13 +24,23 @@ from payments.handlers import PaymentServices
 
 
 def build_catalog(hub: Hub, payments: PaymentServices, media: MediaServices) -> CatalogServices:
-    purchases = Purchases(hub.db, payments.ledger, hub.clock, hub.settings.teacher_share_percent)
+    search = CourseSearch(hub.db)
+    purchases = Purchases(
+        hub.db,
+        payments.ledger,
+        payments.keys,
+        hub.notifications,
+        hub.clock,
+        hub.settings.teacher_share_percent,
+        # A sale's statement is SQL text, which the listing cache does not see by itself.
+        on_sale=search.cache.clear,
+    )
     return CatalogServices(
         courses=CourseManager(hub.db, hub.clock),
         purchases=purchases,
         keys=payments.keys,
         reviews=Reviews(hub.db, hub.clock),
-        search=CourseSearch(hub.db),
+        search=search,
         learning=Learning(hub.db, hub.clock),
         stats=CourseStatsReader(hub.db),
         covers=CourseCovers(hub.db, media.videos),

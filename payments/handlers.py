@@ -12,7 +12,13 @@ from pydantic import BaseModel, Field
 
 from hub.api import Api, RequestModel
 from hub.identity.manager import Principal
-from payments.idempotency import IdempotencyKeys, StoredResponse, fingerprint
+from payments.idempotency import (
+    IdempotencyKeys,
+    KeyUse,
+    StoredResponse,
+    fingerprint,
+    key_use,
+)
 from payments.ledger import Ledger
 from payments.shop import Shop
 from payments.topups import COIN_PACKS, SIGNATURE_HEADER, TopUps, event_body, sign
@@ -71,6 +77,19 @@ class TopUpOut(BaseModel):
 
 class WebhookOut(BaseModel):
     result: str
+
+
+def idempotency_key(request: web.Request, principal: Principal, body: bytes) -> KeyUse | None:
+    """The request's `Idempotency-Key`, if it sent one, for an operation that records its
+    answer itself (``IdempotencyKeys.record``).
+
+    Raises:
+        ValidationFailed: a malformed key.
+    """
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    return key_use(principal.user.id, key, fingerprint(request.method, request.path, body))
 
 
 async def idempotent(

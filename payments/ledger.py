@@ -5,16 +5,24 @@ transaction together with the cached balances of the accounts it touches. Accoun
 in id order (PostgreSQL ``SELECT … FOR NO KEY UPDATE``; SQLite serializes writers with
 ``BEGIN IMMEDIATE``), so concurrent transfers neither deadlock nor overdraw.
 
-Locks come before the transfer's rows, on purpose: every sale credits the platform revenue
-account, and an entry's foreign key takes a KEY SHARE lock on its account. Written before the
-lock, the entries of every waiting sale would share-lock that one hot row at once, and
-PostgreSQL's bookkeeping of many lockers (multixacts) cut sales per second by a third or more
-in a measurement here (bench/README.md).
+Locks come before the transfer's rows, on purpose: an entry's foreign key takes a KEY SHARE
+lock on its account. Written before the lock, the entries of every transfer waiting for a busy
+account would share-lock its row at once, and PostgreSQL's bookkeeping of many lockers
+(multixacts) cut sales per second by a third or more in a measurement here (bench/README.md).
+
+System accounts are spread over ``SHARDS`` ledger accounts each (``platform_revenue``,
+``platform_revenue#1`` … ``#15``): every sale credits platform revenue, and one row credited by
+every sale would let only one sale at a time hold it, each until its commit is on disk. Each
+shard is an ordinary account (its own entries, cached balance and CHECK), so every invariant
+holds shard by shard; the account's balance is the sum of its shards' (``system_balance``).
+``account(s, code)`` hands out one shard at random; a correction pays back through the shards
+the original transfer used (``reversal``), so a non-negative shard never needs another's coins.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +49,29 @@ REWARDS = "rewards"  # coins earned (joining a community, winning a contest)
 REVENUE = "platform_revenue"  # the platform's share of sales
 # Source accounts go negative by design: their balance is minus what they put in circulation.
 SYSTEM_ACCOUNTS = {ISSUANCE: True, SETTLEMENT: True, REWARDS: True, REVENUE: False}
+# Ledger accounts per system account (see the module docstring).
+SHARDS = 16
+SHARD_SEPARATOR = "#"
+
+
+def shard_code(code: str, shard: int) -> str:
+    """The ledger account code of one shard of system account ``code`` (shard 0 is ``code``)."""
+    return code if shard == 0 else f"{code}{SHARD_SEPARATOR}{shard}"
+
+
+def any_shard(code: str) -> str:
+    """A shard of system account ``code``, picked at random to spread its row locks."""
+    return shard_code(code, random.randrange(SHARDS))
+
+
+def _system_account_of(code: str) -> str | None:
+    """The system account a ledger account code is a shard of, if it is one."""
+    base, _, shard = code.partition(SHARD_SEPARATOR)
+    if base not in SYSTEM_ACCOUNTS:
+        return None
+    if shard and not (shard.isdigit() and 0 < int(shard) < SHARDS and shard[0] != "0"):
+        return None
+    return base
 
 
 class InsufficientFunds(CohortError):
@@ -88,9 +119,14 @@ class Ledger:
     async def ensure_system_accounts(self) -> None:
         async with self._db.transaction() as s:
             for code, allow_negative in SYSTEM_ACCOUNTS.items():
-                await self._insert_account(
-                    s, kind="system", code=code, owner_id=None, allow_negative=allow_negative
-                )
+                for shard in range(SHARDS):
+                    await self._insert_account(
+                        s,
+                        kind="system",
+                        code=shard_code(code, shard),
+                        owner_id=None,
+                        allow_negative=allow_negative,
+                    )
 
     async def _insert_account(
         self,
@@ -116,11 +152,28 @@ class Ledger:
         )
 
     async def account(self, s: AsyncSession, code: str) -> LedgerAccount:
+        """The ledger account ``code``, opened on first use. For a system account's code
+        (``REVENUE``, ...) one of its shards, at random.
+
+        Raises:
+            KeyError: a code that names no account and could not be opened.
+        """
+        if code in SYSTEM_ACCOUNTS:
+            code = any_shard(code)
+        return await self._open(s, code)
+
+    async def _open(self, s: AsyncSession, code: str) -> LedgerAccount:
+        """The ledger account with exactly this code, opened on first use."""
         account = await s.scalar(select(LedgerAccount).where(LedgerAccount.code == code))
         if account is None:
-            if code in SYSTEM_ACCOUNTS:
+            system = _system_account_of(code)
+            if system is not None:
                 await self._insert_account(
-                    s, kind="system", code=code, owner_id=None, allow_negative=SYSTEM_ACCOUNTS[code]
+                    s,
+                    kind="system",
+                    code=code,
+                    owner_id=None,
+                    allow_negative=SYSTEM_ACCOUNTS[system],
                 )
             elif code.startswith("wallet:"):
                 owner = int(code.split(":", 1)[1])
@@ -135,6 +188,12 @@ class Ledger:
 
     async def wallet(self, s: AsyncSession, user_id: int) -> LedgerAccount:
         return await self.account(s, wallet_code(user_id))
+
+    async def open(self, codes: Sequence[str]) -> None:
+        """Open the accounts ``codes`` (exact codes: wallets, shards) that do not exist yet."""
+        async with self._db.transaction() as s:
+            for code in codes:
+                await self._open(s, code)
 
     # Moving coins --------------------------------------------------------------------------
 
@@ -281,6 +340,25 @@ class Ledger:
             )
         return int(balance or 0)
 
+    async def system_balance(self, code: str) -> int:
+        """The balance of system account ``code``: the sum of its shards'."""
+        codes = [shard_code(code, shard) for shard in range(SHARDS)]
+        async with self._db.sessions() as s:
+            total = await s.scalar(
+                select(func.sum(LedgerAccount.balance)).where(LedgerAccount.code.in_(codes))
+            )
+        return int(total or 0)
+
+    async def reversal(self, s: AsyncSession, transfer_id: int) -> list[Posting]:
+        """The postings that undo transfer ``transfer_id``, account for account (the shards it
+        used included), for its correction."""
+        rows = await s.execute(
+            select(Entry.account_id, Entry.amount)
+            .where(Entry.transfer_id == transfer_id)
+            .order_by(Entry.id)
+        )
+        return [Posting(account_id, -amount) for account_id, amount in rows]
+
     async def history(self, user_id: int, *, before: int | None, limit: int) -> list[WalletLine]:
         """The wallet's transfers, newest first, paged by transfer id."""
         async with self._db.sessions() as s:
@@ -340,6 +418,18 @@ class Ledger:
             )
             for account_id, code, balance in negative:
                 problems.append(f"account {account_id} ({code}): negative balance {balance}")
+            accounts = await s.execute(
+                select(
+                    LedgerAccount.id,
+                    LedgerAccount.kind,
+                    LedgerAccount.code,
+                    LedgerAccount.allow_negative,
+                )
+            )
+            for account_id, kind, code, allow_negative in accounts:
+                problem = _misfiled(kind, code, allow_negative)
+                if problem:
+                    problems.append(f"account {account_id} ({code}): {problem}")
         return problems
 
 
@@ -379,6 +469,21 @@ async def _connection(s: AsyncSession) -> AsyncConnection:
     are flushed first, as the ORM's own queries would have (autoflush)."""
     await s.flush()
     return await s.connection()
+
+
+def _misfiled(kind: str, code: str, allow_negative: bool) -> str | None:
+    """What is wrong with an account's kind, code and limit, if anything: a wallet may never
+    go below zero; a system account's shards all take its limit."""
+    if kind == "wallet":
+        if not code.startswith(WALLET_PREFIX):
+            return "a wallet whose code is not wallet:<user>"
+        return "a wallet allowed to go below zero" if allow_negative else None
+    system = _system_account_of(code) if kind == "system" else None
+    if system is None:
+        return f"an account of kind {kind!r} that is no wallet and no system account shard"
+    if allow_negative != SYSTEM_ACCOUNTS[system]:
+        return f"a shard of {system} with another limit than {system}'s"
+    return None
 
 
 WALLET_PREFIX = "wallet:"

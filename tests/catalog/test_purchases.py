@@ -7,10 +7,13 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from sqlalchemy import func, select
 
+from catalog.handlers import EnrollmentEnvelope
+from hub.notifications.models import PendingNotification
 from hub.services import HUB
 from payments.handlers import PAYMENTS
-from payments.ledger import REVENUE, Ledger, wallet_code
+from payments.ledger import ISSUANCE, REVENUE, Ledger, wallet_code
 from tests.catalog.test_courses import COURSE, a_video
 from tests.conftest import Account, log_in, sign_up
 
@@ -72,9 +75,7 @@ async def test_buy_a_course_pays_the_teacher_and_unlocks_its_videos(
     assert (enrollment["course_id"], enrollment["price_paid"]) == (course_id, 40)
     assert await balance(client, student) == 60
     assert await balance(client, teacher) == 100 + 28  # 70 % of 40
-    async with app[HUB].db.sessions() as s:
-        revenue = await app[PAYMENTS].ledger.account(s, REVENUE)
-        assert revenue.balance == 12
+    assert await app[PAYMENTS].ledger.system_balance(REVENUE) == 12
     video = await (await client.get(f"/api/videos/{paid_video}", headers=student.auth)).json()
     assert video["playback_url"]
     assert await app[PAYMENTS].ledger.verify() == []
@@ -123,7 +124,10 @@ async def test_idempotency_key_makes_a_retry_safe(
     first = await client.post(f"/api/courses/{course_id}/purchase", headers=headers)
     second = await client.post(f"/api/courses/{course_id}/purchase", headers=headers)
     assert first.status == second.status == 201
-    assert await first.json() == await second.json()
+    body = await first.read()
+    assert await second.read() == body  # the first answer, byte for byte
+    # On PostgreSQL the sale's statement renders the answer: exactly what the model would.
+    assert EnrollmentEnvelope.model_validate_json(body).model_dump_json().encode() == body
     assert await balance(client, student) == 70
     other_course, _, _ = await published(client, app, teacher, price=30)
     reuse = await client.post(f"/api/courses/{other_course}/purchase", headers=headers)
@@ -197,3 +201,90 @@ async def test_enrolled_students_review_once_and_edit(
     for bad in ({"rating": 0}, {"rating": 6}, {"rating": "five"}, {}):
         resp = await client.put(f"/api/courses/{course_id}/review", json=bad, headers=bo.auth)
         assert resp.status == 422
+
+
+async def test_a_sale_shows_in_the_listings_at_once(
+    client: Any, app: web.Application, teacher: Account
+) -> None:
+    """The sale's enrollment count reaches this hub's cached catalog pages right away."""
+    course_id, _, _ = await published(client, app, teacher, price=10)
+
+    async def enrollments() -> int:
+        page = await (await client.get("/api/courses?sort=popular")).json()
+        [card] = [c for c in page["items"] if c["id"] == course_id]
+        return int(card["enrollments"])
+
+    assert await enrollments() == 0  # and cached
+    student = await sign_up(client, "Sam")
+    assert (
+        await client.post(f"/api/courses/{course_id}/purchase", headers=student.auth)
+    ).status == 201
+    assert await enrollments() == 1
+
+
+async def test_a_refusal_is_the_keys_answer_too(
+    client: Any, app: web.Application, teacher: Account
+) -> None:
+    """A key first refused (402) is refused the same way again, even once the coins are there;
+    the same request under a new key goes through."""
+    course_id, _, _ = await published(client, app, teacher, price=150)
+    student = await sign_up(client, "Sam")
+    headers = {**student.auth, "Idempotency-Key": "short-of-coins"}
+    first = await client.post(f"/api/courses/{course_id}/purchase", headers=headers)
+    assert first.status == 402
+    assert await app[PAYMENTS].ledger.transfer_once(
+        kind="grant", source=ISSUANCE, target=wallet_code(student.id), amount=100, dedupe_key="g"
+    )
+    again = await client.post(f"/api/courses/{course_id}/purchase", headers=headers)
+    assert again.status == 402
+    assert (await again.json())["balance"] == 100  # the first answer, not today's balance
+    fresh = {**student.auth, "Idempotency-Key": "now-with-coins"}
+    assert (await client.post(f"/api/courses/{course_id}/purchase", headers=fresh)).status == 201
+    assert await balance(client, student) == 50
+
+
+async def test_one_key_sent_many_times_at_once_pays_once(
+    client: Any, app: web.Application, teacher: Account
+) -> None:
+    """Concurrent requests with the same key: one sale; every answer is that sale's."""
+    course_id, _, _ = await published(client, app, teacher, price=30)
+    student = await sign_up(client, "Sam")
+    headers = {**student.auth, "Idempotency-Key": "double-click"}
+    answers = await asyncio.gather(
+        *(client.post(f"/api/courses/{course_id}/purchase", headers=headers) for _ in range(10))
+    )
+    assert [r.status for r in answers] == [201] * 10
+    assert len({await r.read() for r in answers}) == 1
+    assert await balance(client, student) == 70
+    assert await app[PAYMENTS].ledger.verify() == []
+
+
+async def test_the_teachers_notification_waits_in_the_outbox_with_the_sale(
+    client: Any, app: web.Application, teacher: Account
+) -> None:
+    """A sale writes its notification in its own transaction (a refused one writes none); it
+    becomes the teacher's notification when the outbox is delivered, by this hub or the next."""
+    course_id, _, _ = await published(client, app, teacher, price=150)
+    student = await sign_up(client, "Sam")
+    db = app[HUB].db
+
+    async def waiting() -> int:
+        async with db.connect() as conn:
+            return int(await conn.scalar(select(func.count()).select_from(PendingNotification)))
+
+    assert (
+        await client.post(f"/api/courses/{course_id}/purchase", headers=student.auth)
+    ).status == 402
+    assert await waiting() == 0
+    await app[PAYMENTS].ledger.transfer_once(
+        kind="grant", source=ISSUANCE, target=wallet_code(student.id), amount=50, dedupe_key="g"
+    )
+    assert (
+        await client.post(f"/api/courses/{course_id}/purchase", headers=student.auth)
+    ).status == 201
+    notifications = app[HUB].notifications
+    if await waiting() == 1:  # else this hub's background delivery was quicker
+        assert await notifications.deliver_pending() == 1
+    assert await waiting() == 0
+    [sale], _ = await notifications.recent(teacher.id, before=None, limit=10)
+    assert sale.as_json()["text"] == "Sam bought Python for Data Journalism"

@@ -4,8 +4,10 @@ random operations, and `cohort ledger verify`."""
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,13 +26,16 @@ from hypothesis.stateful import (
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from catalog.models import Course
+from catalog.services import CATALOG
+from hub.app import create_app
 from hub.clock import SystemClock
 from hub.db import Database
 from hub.errors import CohortError, Conflict
 from hub.identity.models import User
 from hub.services import HUB
 from payments.handlers import PAYMENTS
-from payments.idempotency import IdempotencyKeys, StoredResponse
+from payments.idempotency import KeyUse, StoredResponse, fingerprint
 from payments.ledger import (
     ISSUANCE,
     REVENUE,
@@ -40,7 +45,7 @@ from payments.ledger import (
     Posting,
     wallet_code,
 )
-from tests.conftest import sign_up
+from tests.conftest import make_settings, sign_up
 
 Client = TestClient[Any, Any]
 
@@ -87,6 +92,25 @@ async def _funded(ledger: Ledger, db: Database, coins: int) -> tuple[int, int]:
         revenue = (await ledger.account(s, REVENUE)).id
         await s.commit()
     return user_id, revenue
+
+
+async def _published_course(db: Database, teacher: int, price: int) -> int:
+    now = SystemClock().now()
+    async with db.transaction() as s:
+        course = Course(
+            owner_id=teacher,
+            title=f"Course at {price}",
+            slug=uuid.uuid4().hex,
+            level="beginner",
+            language="en",
+            price=price,
+            status="published",
+            created_at=now,
+            updated_at=now,
+            published_at=now,
+        )
+        s.add(course)
+    return course.id
 
 
 async def _new_user(db: Database) -> int:
@@ -217,22 +241,29 @@ def test_cli_verify_names_what_is_wrong(
 
 class LedgerMachine(RuleBasedStateMachine):
     """Random grants, purchases (split teacher/platform), purchases retried under
-    Idempotency-Keys, top-ups with replayed webhook ids, refunds by correction and replayed grant
+    Idempotency-Keys, course sales through the catalog (PostgreSQL's one-statement sale) with
+    and without keys, top-ups with replayed webhook ids, refunds by correction and replayed grant
     keys; after every step the invariants hold and every balance equals the model's."""
 
     users = Bundle("users")
     purchases = Bundle("purchases")
+    courses = Bundle("courses")
 
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
-        self.db = Database(LedgerMachine.url)
-        self.ledger = Ledger(self.db, SystemClock())
+        self.data_dir = tempfile.TemporaryDirectory()
+        self.app = create_app(make_settings(Path(self.data_dir.name), LedgerMachine.url))
+        self.db = self.app[HUB].db
+        self.ledger = self.app[PAYMENTS].ledger
+        self.sales = self.app[CATALOG].purchases
         self.model: dict[int, int] = {}
         self.minted_keys: set[str] = set()
-        self.keys = IdempotencyKeys(self.db, SystemClock())
+        self.keys = self.app[PAYMENTS].keys
         # (buyer, Idempotency-Key) → (request fingerprint, first answer's status)
         self.key_uses: dict[tuple[int, str], tuple[str, int]] = {}
+        self.course_of: dict[int, tuple[int, int]] = {}  # course → (teacher, price)
+        self.enrolled: set[tuple[int, int]] = set()
 
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
@@ -240,6 +271,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         self.run(self.db.dispose())
         self.loop.close()
+        self.data_dir.cleanup()
 
     @initialize()
     def setup(self) -> None:
@@ -358,6 +390,45 @@ class LedgerMachine(RuleBasedStateMachine):
         if first is not None:
             assert moved == []
 
+    @rule(target=courses, teacher=users, price=st.integers(0, 300))
+    def new_course(self, teacher: int, price: int) -> int:
+        course_id = self.run(_published_course(self.db, teacher, price))
+        self.course_of[course_id] = (teacher, price)
+        return course_id
+
+    @rule(buyer=users, course=courses, key=st.sampled_from([None, "s1", "s2"]))
+    def course_sale(self, buyer: int, course: int, key: str | None) -> None:
+        """A course bought through the catalog: 201 and paid, or refused (own course, enrolled
+        already, coins short) with nothing moved; a key's first answer replayed for the same
+        course, a 409 for another."""
+        teacher, price = self.course_of[course]
+        request = fingerprint("POST", f"/api/courses/{course}/purchase", b"")
+        use = KeyUse(buyer, key, request) if key is not None else None
+
+        async def go() -> int:
+            try:
+                return (await self.sales.purchase(User(id=buyer), course, use)).status
+            except CohortError as refusal:
+                return refusal.status
+
+        status = self.run(go())
+        first = self.key_uses.get((buyer, key)) if key is not None else None
+        if first is not None:
+            assert status == (first[1] if first[0] == request else 409)
+            return
+        if buyer == teacher or (buyer, course) in self.enrolled:
+            expected = 409
+        elif self.model[buyer] < price:
+            expected = 402
+        else:
+            expected = 201
+            self.enrolled.add((buyer, course))
+            self.model[buyer] -= price
+            self.model[teacher] += price * 70 // 100
+        assert status == expected
+        if key is not None:
+            self.key_uses[(buyer, key)] = (request, status)
+
     @rule(purchase=purchases)
     def refund(self, purchase: tuple[int, int, int, int] | None) -> None:
         """A correction: the reverse transfer, only while the teacher still holds the share."""
@@ -368,12 +439,8 @@ class LedgerMachine(RuleBasedStateMachine):
 
         async def go() -> bool:
             async with self.db.transaction() as s:
-                wallet = await self.ledger.wallet(s, buyer)
-                teacher_wallet = await self.ledger.wallet(s, teacher)
-                revenue = await self.ledger.account(s, REVENUE)
-                postings = [Posting(wallet.id, price), Posting(revenue.id, -(price - share))]
-                if share:
-                    postings.append(Posting(teacher_wallet.id, -share))
+                # Back through the same accounts: the revenue shard the sale credited too.
+                postings = await self.ledger.reversal(s, transfer_id)
                 try:
                     await self.ledger.post(
                         s,
