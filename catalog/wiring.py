@@ -65,5 +65,10 @@ def entitlement(hub: Hub) -> CourseEntitlement:
 
 def install(app: web.Application, hub: Hub, api: Api, services: CatalogServices) -> None:
     app[CATALOG] = services
+    app.on_shutdown.append(_stop_listing_refreshes)
     register_routes(api)
     register_social_routes(api)
+
+
+async def _stop_listing_refreshes(app: web.Application) -> None:
+    await app[CATALOG].search.cache.close()

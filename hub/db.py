@@ -80,8 +80,18 @@ class Prepared:
 
     async def first(self, conn: Any, **params: Any) -> Any:
         """The first row (a ``Record``: by position or by name), or None."""
-        args = [params[n] if n in params else self._defaults[n] for n in self._names]
-        return await conn.fetchrow(self.sql, *args)
+        return await conn.fetchrow(self.sql, *self._args(params))
+
+    async def all(self, conn: Any, **params: Any) -> list[Any]:
+        """Every row (``Record``s)."""
+        return await conn.fetch(self.sql, *self._args(params))  # type: ignore[no-any-return]
+
+    async def scalar(self, conn: Any, **params: Any) -> Any:
+        """The first column of the first row, or None."""
+        return await conn.fetchval(self.sql, *self._args(params))
+
+    def _args(self, params: dict[str, Any]) -> list[Any]:
+        return [params[n] if n in params else self._defaults[n] for n in self._names]
 
 
 class Database:

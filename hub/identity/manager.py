@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hub.clock import Clock
-from hub.db import Database
+from hub.db import Database, Prepared
 from hub.errors import (
     Conflict,
     ErrorCode,
@@ -84,6 +84,7 @@ _PRINCIPAL_QUERY = (
     .select_from(_USERS.join(_SESSIONS, _SESSIONS.c.user_id == _USERS.c.id))
     .where(_USERS.c.id == bindparam("user_id"), _SESSIONS.c.id == bindparam("session_id"))
 )
+_PRINCIPAL_PG = Prepared(_PRINCIPAL_QUERY)
 
 
 def _check_password(password: str, *, email: str, display_name: str) -> None:
@@ -378,17 +379,26 @@ class IdentityManager:
             Unauthenticated: bad or expired token, or its session was ended.
         """
         claims = self._access.verify(access_token)
-        # One Core statement outside a transaction: this runs on every authenticated request.
-        async with self._db.connect() as conn:
-            found = (
-                await conn.execute(
-                    _PRINCIPAL_QUERY, {"user_id": claims.user_id, "session_id": claims.session_id}
+        # One statement outside a transaction: this runs on every authenticated request (on
+        # PostgreSQL on the driver's connection, without SQLAlchemy's work per statement).
+        values: dict[str, Any] | None
+        if self._db.is_sqlite:
+            async with self._db.connect() as conn:
+                found = (
+                    await conn.execute(
+                        _PRINCIPAL_QUERY,
+                        {"user_id": claims.user_id, "session_id": claims.session_id},
+                    )
+                ).first()
+            values = None if found is None else found._asdict()
+        else:
+            async with self._db.driver() as driver:
+                record = await _PRINCIPAL_PG.first(
+                    driver, user_id=claims.user_id, session_id=claims.session_id
                 )
-            ).first()
-        if found is None or found.session_revoked_at is not None:
+            values = None if record is None else dict(record)
+        if values is None or values.pop("session_revoked_at") is not None:
             raise Unauthenticated("This session has ended.", code=ErrorCode.SESSION_REVOKED)
-        values = found._asdict()
-        del values["session_revoked_at"]
         return Principal(user=User(**values), session_id=claims.session_id)
 
     async def logout(self, *, session_id: str | None, refresh_token: str | None) -> None:

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from catalog.handlers_learning import card_out
+from catalog.services import CATALOG
 from hub.services import HUB
 from media.models import Video
 from tests.conftest import Account, log_in, sign_up
@@ -150,6 +152,14 @@ async def test_build_and_publish_a_course(
     ]
     assert next(x for x in lessons if x["title"] == "Welcome")["free_preview"] is True
     _ = l3
+
+    # The catalog reads its cards with the page (one statement); they say what the course's
+    # card says elsewhere: three lessons, both videos' seconds, the first ready video's poster.
+    listed = (await (await client.get("/api/courses", params={"q": "journalism"})).json())["items"]
+    card = card_out(await app[CATALOG].search.card(cid)).model_dump(mode="json")
+    assert listed == [card]
+    assert (card["lesson_count"], card["duration"]) == (3, 251.0)
+    assert card["cover_url"] == f"/api/courses/{cid}/cover?v={pending[:12]}"
 
 
 async def test_only_teachers_create_and_only_owners_edit(
