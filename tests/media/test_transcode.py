@@ -258,7 +258,7 @@ def test_a_rung_that_fails_fails_the_pass_and_stops_every_rung(tmp_path: Path) -
         if percent > 20 and lost.exists():
             shutil.rmtree(lost)
 
-    with pytest.raises(OSError):
+    with pytest.raises(FileNotFoundError):
         run(source, out, on_progress=on_progress)
     assert not _rung_threads()
 
