@@ -51,14 +51,14 @@ class Transfer(Base):
     __tablename__ = "ledger_transfers"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
     memo: Mapped[str] = mapped_column(Text, default="")
     # Business reference: what the transfer was for ({"course_id": 3}, {"topup": "…"}).
     reference: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Unique business key making the transfer happen at most once ("signup:42", "evt_…").
     dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True, default=None)
     corrects_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transfers.id"), default=None)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Entry(Base):
