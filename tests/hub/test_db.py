@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import asyncpg
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 
 from hub.db import Base, Database
 from hub.identity.models import User
@@ -61,8 +64,6 @@ async def test_datetimes_come_back_aware_and_utc(database_url: str) -> None:
 async def test_reads_do_not_wait_for_each_other(database_url: str) -> None:
     """Read sessions take no write lock (on SQLite they begin deferred): one opened inside
     another, or beside a writing transaction, answers at once."""
-    import asyncio
-
     db = Database(database_url)
     try:
         async with asyncio.timeout(3):
@@ -72,5 +73,34 @@ async def test_reads_do_not_wait_for_each_other(database_url: str) -> None:
                     await inner.execute(select(User.id))
                 async with db.transaction() as writer:
                     await writer.execute(select(User.id))
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_driver_connections_are_kept_and_a_dead_one_replaced(postgres_url: str) -> None:
+    """``driver()`` hands the same connection out again (no pool checkout each time); one the
+    server ended while it was kept is left for the pool to replace, and the next use works."""
+    db = Database(postgres_url)
+    try:
+        async with db.driver() as first:
+            pid = await first.fetchval("SELECT pg_backend_pid()")
+        assert db.engine.pool.checkedout() == 1  # kept, not given back to the pool
+        async with db.driver() as again:
+            assert again is first
+        admin = await asyncpg.connect(
+            make_url(postgres_url).set(drivername="postgresql").render_as_string(False)
+        )
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await admin.close()
+        for _ in range(100):  # the kept one learns of its end when the server's message arrives
+            if first.is_closed():
+                break
+            await asyncio.sleep(0.01)
+        async with db.driver() as fresh:
+            assert await fresh.fetchval("SELECT 1") == 1
+            assert await fresh.fetchval("SELECT pg_backend_pid()") != pid
     finally:
         await db.dispose()
