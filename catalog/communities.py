@@ -404,6 +404,7 @@ class Communities:
             target.role = role
             view = _member_view(target, user, self._clock.now())
         if changed:
+            await self._gateway.standing_changed()  # moderators skip slow mode
             await self._notifications.notify(
                 user_id,
                 "community.role",
@@ -435,7 +436,9 @@ class Communities:
             if RANK[target.role] >= RANK[actor.role]:
                 raise Forbidden("You can only mute members whose role is below yours.")
             target.muted_until = now + timedelta(minutes=minutes) if minutes else None
-            return _member_view(target, user, now)
+            view = _member_view(target, user, now)
+        await self._gateway.standing_changed()
+        return view
 
     # Bans ----------------------------------------------------------------------------------
 
@@ -558,6 +561,7 @@ class Communities:
                 channel.name = changes["name"]
             if "slow_mode_seconds" in changes:
                 channel.slow_mode_seconds = changes["slow_mode_seconds"]
+        await self._gateway.standing_changed()
         return channel
 
     # Helpers -------------------------------------------------------------------------------

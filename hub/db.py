@@ -3,7 +3,7 @@ same on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -87,6 +87,13 @@ class Prepared:
     async def all(self, conn: Any, **params: Any) -> list[Any]:
         """Every row (``Record``s)."""
         return await conn.fetch(self.sql, *self._args(params))  # type: ignore[no-any-return]
+
+    async def many(self, conn: Any, params: Sequence[dict[str, Any]]) -> list[Any]:
+        """The rows of every execution, one execution per item of ``params``, in one round
+        trip (the driver pipelines them), concatenated in order."""
+        return await conn.fetchmany(  # type: ignore[no-any-return]
+            self.sql, [self._args(p) for p in params]
+        )
 
     async def scalar(self, conn: Any, **params: Any) -> Any:
         """The first column of the first row, or None."""

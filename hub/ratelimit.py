@@ -31,6 +31,14 @@ class Refused:
     retry_after: float
 
 
+@dataclass(frozen=True, slots=True)
+class Take:
+    """One ``take``: its limits, and the name of the hits it records."""
+
+    limits: Sequence[Limit]
+    token: str
+
+
 class RateLimiter(Protocol):
     async def retry_after(self, key: str, limit: int, window: float) -> float:
         """Seconds until ``key`` may act again (0 when it has fewer than ``limit`` recent hits)."""
@@ -46,6 +54,19 @@ class RateLimiter(Protocol):
         say which refused first."""
         ...
 
+    async def take_many(
+        self, requests: Sequence[Take], *, version: str | None = None
+    ) -> tuple[list[Refused | None], int]:
+        """``take`` for each request, in order, in one round trip (a batch of messages): a
+        request sees the hits of the ones before it. With ``version``, also reads that counter
+        (``bump``) in the same round trip; 0 without."""
+        ...
+
+    async def bump(self, version: str) -> None:
+        """Move a counter that ``take_many`` reads on (a version of what its callers keep in
+        memory: whoever changes that thing bumps it after committing the change)."""
+        ...
+
     async def give_back(self, keys: Sequence[str], token: str) -> None:
         """Undo ``take``'s hits named ``token`` (the action they paid for did not happen)."""
         ...
@@ -58,6 +79,7 @@ class MemoryRateLimiter:
         self._clock = clock
         # key -> (time, token) of each recent hit, oldest first
         self._hits: dict[str, deque[tuple[float, str]]] = {}
+        self._versions: dict[str, int] = {}
 
     def _live(self, key: str, window: float) -> deque[tuple[float, str]]:
         hits = self._hits.setdefault(key, deque())
@@ -87,6 +109,15 @@ class MemoryRateLimiter:
             self._live(limit.key, limit.window).append((now, token))
         return None
 
+    async def take_many(
+        self, requests: Sequence[Take], *, version: str | None = None
+    ) -> tuple[list[Refused | None], int]:
+        taken = [await self.take(r.limits, r.token) for r in requests]
+        return taken, (self._versions.get(version, 0) if version is not None else 0)
+
+    async def bump(self, version: str) -> None:
+        self._versions[version] = self._versions.get(version, 0) + 1
+
     async def give_back(self, keys: Sequence[str], token: str) -> None:
         for key in keys:
             hits = self._hits.get(key)
@@ -108,27 +139,49 @@ return tostring(tonumber(oldest[2]) + window - now)
 """
 
 
-# Every limit checked (as above), then every key hit, in one script: the Redis server's clock
-# (TIME in a script that writes is fine with effects replication, the default since Redis 5).
-# KEYS: the limits' keys; ARGV: limit and window of each, then the token.
+# For each request in turn: every one of its limits checked (as above), then, when all have
+# room, every one hit, in one script: the Redis server's clock (TIME in a script that writes is
+# fine with effects replication, the default since Redis 5). A batch of requests is one round
+# trip, and a request sees the hits of those before it.
+# KEYS: a counter to read (ARGV[1] is 1) or not (0), then every request's limits' keys, in
+# order; ARGV: that flag, then for each request its number of limits, its token, then limit and
+# window of each. Returns the counter's value (0 when not read), then {refused limit (1-based)
+# or 0, wait} for each request.
 _TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local n = #KEYS
-for i = 1, n do
-  local limit, window = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
-  local count = redis.call('ZCARD', KEYS[i])
-  if count >= limit then
-    local oldest = redis.call('ZRANGE', KEYS[i], count - limit, count - limit, 'WITHSCORES')
-    return {i, tostring(tonumber(oldest[2]) + window - now)}
+local out = {0}
+local k, a = 0, 2
+if ARGV[1] == '1' then
+  out[1] = tonumber(redis.call('GET', KEYS[1]) or '0')
+  k = 1
+end
+while a <= #ARGV do
+  local n, token = tonumber(ARGV[a]), ARGV[a + 1]
+  a = a + 2
+  local refused, wait = 0, '0'
+  for i = 1, n do
+    local key = KEYS[k + i]
+    local limit, window = tonumber(ARGV[a + 2 * i - 2]), tonumber(ARGV[a + 2 * i - 1])
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+    local count = redis.call('ZCARD', key)
+    if count >= limit then
+      local oldest = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
+      refused, wait = i, tostring(tonumber(oldest[2]) + window - now)
+      break
+    end
   end
+  if refused == 0 then
+    for i = 1, n do
+      redis.call('ZADD', KEYS[k + i], now, token)
+      redis.call('EXPIRE', KEYS[k + i], math.floor(tonumber(ARGV[a + 2 * i - 1])) + 1)
+    end
+  end
+  out[#out + 1] = refused
+  out[#out + 1] = wait
+  k, a = k + n, a + 2 * n
 end
-for i = 1, n do
-  redis.call('ZADD', KEYS[i], now, ARGV[2 * n + 1])
-  redis.call('EXPIRE', KEYS[i], math.floor(tonumber(ARGV[2 * i])) + 1)
-end
-return {0, '0'}
+return out
 """
 
 
@@ -138,6 +191,7 @@ class RedisRateLimiter:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self._redis = redis
         self._prefix = f"{prefix}:rl:"
+        self._versions = f"{prefix}:version:"
         self._retry_after = redis.register_script(_RETRY_AFTER)
         self._take = redis.register_script(_TAKE)
 
@@ -159,16 +213,29 @@ class RedisRateLimiter:
             await pipe.execute()
 
     async def take(self, limits: Sequence[Limit], token: str) -> Refused | None:
-        args: list[str | int | float] = []
-        for limit in limits:
-            args += [limit.limit, limit.window]
-        index, wait = await self._take(
-            keys=[self._prefix + limit.key for limit in limits], args=[*args, token]
-        )
-        index = int(index)
-        if index == 0:
-            return None
-        return Refused(index - 1, max(0.0, float(wait)))
+        return (await self.take_many([Take(limits, token)]))[0][0]
+
+    async def take_many(
+        self, requests: Sequence[Take], *, version: str | None = None
+    ) -> tuple[list[Refused | None], int]:
+        if not requests and version is None:
+            return [], 0
+        keys: list[str] = [] if version is None else [self._versions + version]
+        args: list[str | int | float] = [0 if version is None else 1]
+        for request in requests:
+            args += [len(request.limits), request.token]
+            for limit in request.limits:
+                keys.append(self._prefix + limit.key)
+                args += [limit.limit, limit.window]
+        out = await self._take(keys=keys, args=args)
+        taken = [
+            None if int(index) == 0 else Refused(int(index) - 1, max(0.0, float(wait)))
+            for index, wait in zip(out[1::2], out[2::2], strict=True)
+        ]
+        return taken, int(out[0])
+
+    async def bump(self, version: str) -> None:
+        await self._redis.incr(self._versions + version)
 
     async def give_back(self, keys: Sequence[str], token: str) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:

@@ -70,19 +70,23 @@ _SLUG = bindparam("slug", type_=String)
 _LOW = bindparam("low", type_=BigInteger)
 _HIGH = bindparam("high", type_=BigInteger)
 
+# Each read ends with the columns that say whose access a row is (``ChannelAccess.many`` runs
+# a batch of them at once and matches rows to requests by these).
 _GROUP = (
-    select(GroupMember.role, StudyGroup.name)
+    select(GroupMember.role, StudyGroup.name, GroupMember.user_id, GroupMember.group_id)
     .join(StudyGroup, StudyGroup.id == GroupMember.group_id)
     .where(GroupMember.group_id == _REF, GroupMember.user_id == _USER)
 )
 _PARTY = (
-    select(WatchParty.host_id)
+    select(WatchParty.host_id, WatchMember.user_id, WatchParty.id)
     .join(WatchMember, WatchMember.party_id == WatchParty.id)
     .where(WatchParty.id == _REF, WatchMember.user_id == _USER)
 )
 
 
-def _community_query(which: ColumnElement[bool]) -> Select[str, datetime | None, int, str, str]:
+def _community_query(
+    which: ColumnElement[bool],
+) -> Select[str, datetime | None, int, str, str, int, int, str]:
     return (
         select(
             CommunityMember.role,
@@ -90,6 +94,9 @@ def _community_query(which: ColumnElement[bool]) -> Select[str, datetime | None,
             CommunityChannel.slow_mode_seconds,
             CommunityChannel.name,
             Community.name,
+            CommunityMember.user_id,
+            CommunityMember.community_id,
+            CommunityChannel.slug,
         )
         .join(Community, Community.id == CommunityMember.community_id)
         .join(CommunityChannel, CommunityChannel.community_id == Community.id)
@@ -131,6 +138,52 @@ _PREPARED = {
 _First = Callable[..., Awaitable[Sequence[Any] | None]]
 
 
+def _read(user_id: int, ref: ChannelRef) -> tuple[Executable, dict[str, Any]] | None:
+    """The statement that reads the user's access to the channel, with its parameters (None:
+    no read can grant it)."""
+    if ref.kind == "community":
+        if ref.slug is None:
+            return _COMMUNITY_DEFAULT, {"ref_id": ref.id, "user_id": user_id}
+        return _COMMUNITY_SLUG, {"ref_id": ref.id, "user_id": user_id, "slug": ref.slug}
+    if ref.kind == "group":
+        return _GROUP, {"ref_id": ref.id, "user_id": user_id}
+    if ref.kind == "party":
+        return _PARTY, {"ref_id": ref.id, "user_id": user_id}
+    if user_id not in ref.users:
+        return None
+    low, high = ref.users
+    return _FRIENDS, {"low": low, "high": high}
+
+
+# Which columns of a read's rows say whose access a row is, and the parameters they match.
+_KEYS: dict[int, tuple[tuple[int, str], ...]] = {
+    id(_GROUP): ((2, "user_id"), (3, "ref_id")),
+    id(_PARTY): ((1, "user_id"), (2, "ref_id")),
+    id(_COMMUNITY_DEFAULT): ((5, "user_id"), (6, "ref_id")),
+    id(_COMMUNITY_SLUG): ((5, "user_id"), (6, "ref_id"), (7, "slug")),
+}
+
+
+def _access(ref: ChannelRef, user_id: int, row: Sequence[Any]) -> Access | None:
+    """The access a read's row gives (rows of ``_FRIENDS`` say whether they are friends)."""
+    if ref.kind == "community":
+        role, muted_until, slow, channel_name, community_name = row[:5]
+        return Access(
+            ref,
+            role in MODERATOR_ROLES,
+            _utc(muted_until),
+            slow,
+            f"{community_name} #{channel_name}",
+        )
+    if ref.kind == "group":
+        return Access(ref, row[0] == "owner", None, 0, row[1])
+    if ref.kind == "party":
+        return Access(ref, row[0] == user_id, None, 0, "a watch party")
+    if not row[0] or row[1]:
+        return None
+    return Access(ref, False, None, 0, "a direct message")
+
+
 class ChannelAccess:
     """Reads memberships, bans, mutes, friendships and blocks (inside the caller's session or
     on its connection)."""
@@ -159,40 +212,43 @@ class ChannelAccess:
 
             return await self._of(first, user_id, ref)
 
+    async def many(
+        self, db: Database, asks: Sequence[tuple[int, ChannelRef]]
+    ) -> list[Access | None]:
+        """``quickly`` for each ``(user id, channel)``, read at once: on PostgreSQL each kind
+        of read runs for all its requests in one round trip (a batch of messages)."""
+        if db.is_sqlite:
+            return [await self.quickly(db, user_id, ref) for user_id, ref in asks]
+        found: list[Access | None] = [None] * len(asks)
+        by_read: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+        for k, (user_id, ref) in enumerate(asks):
+            read = _read(user_id, ref)
+            if read is not None:
+                by_read.setdefault(id(read[0]), []).append((k, read[1]))
+        async with db.driver() as driver:
+            for statement, wanted in by_read.items():
+                prepared = _PREPARED[statement]
+                rows = await prepared.many(driver, [params for _, params in wanted])
+                if statement == id(_FRIENDS):  # exactly one row per request, in order
+                    matched = [(k, row) for (k, _), row in zip(wanted, rows, strict=True)]
+                else:
+                    keys = _KEYS[statement]
+                    by_key = {tuple(row[i] for i, _ in keys): row for row in rows}
+                    matched = [
+                        (k, by_key.get(tuple(params[name] for _, name in keys)))
+                        for k, params in wanted
+                    ]
+                for k, row in matched:
+                    user_id, ref = asks[k]
+                    found[k] = None if row is None else _access(ref, user_id, row)
+        return found
+
     async def _of(self, first: _First, user_id: int, ref: ChannelRef) -> Access | None:
-        if ref.kind == "community":
-            if ref.slug is None:
-                row = await first(_COMMUNITY_DEFAULT, ref_id=ref.id, user_id=user_id)
-            else:
-                row = await first(_COMMUNITY_SLUG, ref_id=ref.id, user_id=user_id, slug=ref.slug)
-            if row is None:
-                return None
-            role, muted_until, slow, channel_name, community_name = row
-            return Access(
-                ref,
-                role in MODERATOR_ROLES,
-                _utc(muted_until),
-                slow,
-                f"{community_name} #{channel_name}",
-            )
-        if ref.kind == "group":
-            row = await first(_GROUP, ref_id=ref.id, user_id=user_id)
-            if row is None:
-                return None
-            role, name = row
-            return Access(ref, role == "owner", None, 0, name)
-        if ref.kind == "party":
-            row = await first(_PARTY, ref_id=ref.id, user_id=user_id)
-            if row is None:
-                return None
-            return Access(ref, row[0] == user_id, None, 0, "a watch party")
-        if user_id not in ref.users:
+        read = _read(user_id, ref)
+        if read is None:
             return None
-        low, high = ref.users
-        row = await first(_FRIENDS, low=low, high=high)
-        if row is None or not row[0] or row[1]:
-            return None
-        return Access(ref, False, None, 0, "a direct message")
+        row = await first(read[0], **read[1])
+        return None if row is None else _access(ref, user_id, row)
 
     async def members_among(self, s: Reader, ref: ChannelRef, ids: Iterable[int]) -> set[int]:
         """Which of ``ids`` belong to the channel (and may be mentioned in it)."""

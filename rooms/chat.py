@@ -10,20 +10,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hub.batching import Coalescer
 from hub.clock import Clock
 from hub.db import Database
 from hub.errors import Conflict, FieldError, Forbidden, NotFound, RateLimited, ValidationFailed
 from hub.identity.models import User
 from hub.notifications.service import Notifications
-from hub.ratelimit import Limit, RateLimiter
-from hub.realtime.gateway import Gateway
+from hub.ratelimit import Limit, RateLimiter, Take
+from hub.realtime.gateway import STANDING, Gateway
 from hub.realtime.models import ChannelMessage
 from hub.realtime.store import Companion, Stored
 from rooms.access import Access, ChannelAccess
@@ -40,6 +44,12 @@ ACTIONS_PER_WINDOW = 30
 RATE_WINDOW = 10.0
 MAX_EMOJI_PER_MESSAGE = 20
 EXCERPT = 140
+# New messages admitted together at most.
+ADMIT_BATCH = 256
+# Senders' standings kept in memory: how many, and for how long at most (a change made around
+# the gateway, straight in the database, shows after that long).
+STANDING_KEPT = 100_000
+STANDING_TTL = 60.0
 
 
 def person(user: User) -> dict[str, Any]:
@@ -66,6 +76,19 @@ class Chat:
         self._access = access
         # Mentions and replies being notified, after their message was acknowledged.
         self._notifying: set[asyncio.Task[None]] = set()
+        # New messages are admitted a batch at a time (one take of their budgets per batch, not
+        # per message), the next batch once the last one's messages are stored.
+        self._admission: Coalescer[_Ask, tuple[Access, list[str]]] = Coalescer(
+            self._admit,
+            max_batch=ADMIT_BATCH,
+            name="chat-admission",
+            gate=gateway.durable_settled,
+        )
+        # Senders' standing (user id, channel) -> (access, monotonic time read), valid while
+        # the standing version read with each batch's budgets stays ``_version``: whoever
+        # changes a member's standing bumps it (``Gateway.standing_changed``, evictions).
+        self._standing: OrderedDict[tuple[int, str], tuple[Access, float]] = OrderedDict()
+        self._version = -1
 
     async def access(self, user_id: int, channel: str) -> Access | None:
         """The user's access to ``channel``, or None when they may not read it."""
@@ -76,6 +99,7 @@ class Chat:
 
     async def close(self) -> None:
         """Finish the notifications still being sent (the hub is stopping)."""
+        await self._admission.close()
         while self._notifying:
             await asyncio.gather(*self._notifying, return_exceptions=True)
 
@@ -118,39 +142,12 @@ class Chat:
         return access
 
     async def _message(self, user: User, channel: str, event: NewMessage) -> int:
-        """A new message: the sender's standing and their message budget read at once (one
-        round trip's wait instead of two; the budget is given back if they may not post), slow
-        mode where the channel has it, checked, then stored with its ``chat_messages`` row by
-        the gateway's group commit, which announces it."""
+        """A new message: admitted with the others arriving meanwhile (the sender's standing
+        and their message budget, and slow mode where the channel has it: ``_admit``), then
+        stored with its ``chat_messages`` row by the gateway's group commit, which announces
+        it."""
         token = uuid.uuid4().hex
-        budget = Limit(f"chat:msg:{user.id}:{channel}", MESSAGES_PER_WINDOW, RATE_WINDOW)
-        read, took = await asyncio.gather(
-            self.access(user.id, channel),
-            self._limiter.take([budget], token),
-            return_exceptions=True,
-        )
-        taken = [budget.key] if took is None else []
-        try:
-            if isinstance(read, BaseException):
-                raise read
-            access = self._may_post(read)
-            if isinstance(took, BaseException):
-                raise took
-            if took is not None:
-                why = f"At most {MESSAGES_PER_WINDOW} messages per {RATE_WINDOW:g} seconds"
-                raise _rate_limited(took.retry_after, why + " in a channel.")
-            slow = access.slow_mode_seconds if not access.moderator else 0
-            if slow > 0:
-                pace = Limit(f"chat:slow:{user.id}:{channel}", 1, float(slow))
-                refused = await self._limiter.take([pace], token)
-                if refused is not None:
-                    why = f"Slow mode: one message every {slow} seconds in this channel."
-                    raise _rate_limited(refused.retry_after, why)
-                taken.append(pace.key)
-        except Exception:
-            if taken:
-                await self._limiter.give_back(taken, token)
-            raise
+        access, taken = await self._admission.submit(_Ask(user.id, channel, token))
         now = self._clock.now()
         mentions = list(dict.fromkeys(event.mentions))
         try:
@@ -190,6 +187,112 @@ class Chat:
             self._notifying.add(task)
             task.add_done_callback(self._notifying.discard)
         return stored.seq
+
+    async def _admit(self, asks: list[_Ask]) -> list[tuple[Access, list[str]] | BaseException]:
+        """Admit a batch of new messages: their budgets taken in one Redis call that also reads
+        the standing version; each sender's standing in the channel from memory, or read (for
+        the batch at once) when not known since the version last moved; slow mode where a
+        channel has it. Budgets of messages refused meanwhile are given back. Each message gets
+        its access and the budget keys it took, or the refusal."""
+        budgets = [
+            Take(
+                [Limit(f"chat:msg:{a.user_id}:{a.channel}", MESSAGES_PER_WINDOW, RATE_WINDOW)],
+                a.token,
+            )
+            for a in asks
+        ]
+        took, version = await self._limiter.take_many(budgets, version=STANDING)
+        taken = [(b.limits[0].key, b.token) for b, r in zip(budgets, took, strict=True) if not r]
+        try:
+            standings = await self._standings(asks, version)
+        except BaseException:
+            await self._give_back(taken)
+            raise
+        outcomes: list[tuple[Access, list[str]] | BaseException] = []
+        back: list[tuple[str, str]] = []  # budget keys to give back, with their tokens
+        paced: list[tuple[int, Take]] = []
+        for k, (ask, access, budget, refused) in enumerate(
+            zip(asks, standings, budgets, took, strict=True)
+        ):
+            key = budget.limits[0].key
+            try:
+                self._may_post(access)
+            except Forbidden as exc:
+                if refused is None:
+                    back.append((key, ask.token))
+                outcomes.append(exc)
+                continue
+            assert access is not None
+            if refused is not None:
+                why = f"At most {MESSAGES_PER_WINDOW} messages per {RATE_WINDOW:g} seconds"
+                outcomes.append(_rate_limited(refused.retry_after, why + " in a channel."))
+                continue
+            outcomes.append((access, [key]))
+            slow = access.slow_mode_seconds if not access.moderator else 0
+            if slow > 0:
+                pace = Limit(f"chat:slow:{ask.user_id}:{ask.channel}", 1, float(slow))
+                paced.append((k, Take([pace], ask.token)))
+        if paced:
+            try:
+                refusals, _ = await self._limiter.take_many([t for _, t in paced])
+            except Exception:
+                back += [
+                    (o[1][0], a.token)
+                    for a, o in zip(asks, outcomes, strict=True)
+                    if not isinstance(o, BaseException)
+                ]
+                await self._give_back(back)
+                raise
+            for (k, take), refused in zip(paced, refusals, strict=True):
+                admitted = outcomes[k]
+                assert not isinstance(admitted, BaseException)
+                access, keys = admitted
+                if refused is None:
+                    keys.append(take.limits[0].key)
+                    continue
+                slow = access.slow_mode_seconds
+                why = f"Slow mode: one message every {slow} seconds in this channel."
+                outcomes[k] = _rate_limited(refused.retry_after, why)
+                back.append((keys[0], take.token))
+        await self._give_back(back)
+        return outcomes
+
+    async def _standings(self, asks: list[_Ask], version: int) -> list[Access | None]:
+        """Each sender's access to the channel, as of ``version`` of standings (read after the
+        version was: a change committed meanwhile moves it again, so nothing stale is kept).
+        Refusals are not kept: a stranger's every message is read anew."""
+        if version != self._version:
+            self._standing.clear()
+            self._version = version
+        now = time.monotonic()
+        found: dict[tuple[int, str], Access | None] = {}
+        unknown: dict[tuple[int, str], ChannelRef] = {}
+        for ask in asks:
+            pair = (ask.user_id, ask.channel)
+            kept = self._standing.get(pair)
+            if kept is not None and kept[1] > now - STANDING_TTL:
+                found[pair] = kept[0]
+                continue
+            ref = parse_channel(ask.channel)
+            if ref is None:
+                found[pair] = None
+            else:
+                unknown[pair] = ref
+        if unknown:
+            read = await self._access.many(self._db, [(u, ref) for (u, _), ref in unknown.items()])
+            for pair, access in zip(unknown, read, strict=True):
+                found[pair] = access
+                if access is not None:
+                    self._standing[pair] = (access, now)
+                    self._standing.move_to_end(pair)
+            while len(self._standing) > STANDING_KEPT:
+                self._standing.popitem(last=False)
+        return [found[(ask.user_id, ask.channel)] for ask in asks]
+
+    async def _give_back(self, taken: list[tuple[str, str]]) -> None:
+        """Budget keys with the tokens of the messages they were taken for."""
+        for key, token in taken:
+            await self._limiter.give_back([key], token)
 
     async def _check_references(
         self, access: Access, event: NewMessage, mentions: list[int]
@@ -382,6 +485,15 @@ class Chat:
 
 
 _CHAT_MESSAGES = cast(Table, ChatMessage.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    """A new message waiting to be admitted: who sends it where, and its budget's token."""
+
+    user_id: int
+    channel: str
+    token: str
 
 
 def _rate_limited(wait: float, why: str) -> RateLimited:

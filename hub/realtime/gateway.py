@@ -19,7 +19,7 @@ import struct
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -33,6 +33,7 @@ from hub.clock import Clock
 from hub.db import Database
 from hub.errors import CohortError, ErrorCode, Forbidden, NotFound, Unauthenticated
 from hub.identity.models import AuthSession, User
+from hub.ratelimit import RateLimiter
 from hub.realtime.commit import GroupCommit
 from hub.realtime.presence import REFRESH_EVERY, PresenceStore
 from hub.realtime.store import (
@@ -42,6 +43,8 @@ from hub.realtime.store import (
     Stored,
     is_presence,
     message_frame,
+    pack,
+    unpack,
     unwire,
     wire,
     wire_presence,
@@ -63,9 +66,19 @@ PEOPLE_CACHED = 50_000
 PEOPLE_TTL = 60.0
 # Broker channel of the gateway's own control messages (evictions), heard by every hub.
 CONTROL_CHANNEL = "gateway-control"
+# Broker channel of the durable messages a hub stored in one batch (group commit), packed into
+# one broker message (``pack``) and heard by every hub: one publish per batch, and one message
+# to read per batch on each hub, instead of one per message.
+BATCH_CHANNEL = "gateway-batch"
+# The version of members' standing in channels (``RateLimiter.bump``): packages that keep who may
+# post where in memory read it with each batch's budgets, and keep nothing across a change.
+STANDING = "standing"
 # Joins and leaves of a channel's members on this hub within this many seconds go out as one
 # presence event: a room of n filling up costs n events per member, not n² in all.
 PRESENCE_BATCH = 0.25
+# Channels whose presence lists are refreshed per round trip, and users' cards read per query.
+PRESENCE_CHUNK = 50
+CARDS_PER_READ = 1000
 
 
 class RealtimeError(CohortError):
@@ -230,16 +243,20 @@ class Gateway:
         broker: Broker,
         tickets: TicketStore,
         presence: PresenceStore,
+        limiter: RateLimiter,
         clock: Clock,
         send_buffer: int,
         max_frame_bytes: int,
     ) -> None:
         self.store = MessageStore(db)
+        # This hub among the others on the broker (its own batches come back to it).
+        self._id = uuid.uuid4().hex
         self._commit = GroupCommit(self.store, self._announce_many)
         self.tickets = tickets
         self._db = db
         self._broker = broker
         self._presence = presence
+        self._limiter = limiter
         self._clock = clock
         self._send_buffer = send_buffer
         self._max_frame = max_frame_bytes
@@ -299,7 +316,7 @@ class Gateway:
         backoff = 0.2
         while True:
             try:
-                await self._sub.add(CONTROL_CHANNEL)
+                await self._sub.add(CONTROL_CHANNEL, BATCH_CHANNEL)
                 return
             except Exception:
                 log.warning("gateway control channel not subscribed yet; retrying")
@@ -344,14 +361,22 @@ class Gateway:
         pending = Pending(channel, data, author_id, now or self._clock.now(), tuple(companions))
         return await self._commit.submit(pending)
 
+    async def durable_settled(self) -> None:
+        """Returns once the durable messages published so far are stored and announced: a
+        package that admits messages a batch at a time waits for this before taking its next
+        batch, so that the messages arriving meanwhile are admitted, and then stored, together
+        (one round trip each per batch, and batches grow with the load)."""
+        await self._commit.idle()
+
     async def _announce_many(self, stored: Sequence[Stored]) -> None:
+        # This hub's own members have them at once, not a Redis round trip later (the batch
+        # that comes back from the broker is this hub's own, and skipped).
+        for s in stored:
+            if s.channel in self.members:
+                self._sequenced(s.channel, s.seq, s.frame)
         payloads = [(s.channel, wire(s.seq, s.frame)) for s in stored]
-        # This hub's own members have them at once, not a Redis round trip later; the copy
-        # that comes back from the broker is then a duplicate, dropped by its number.
-        for channel, payload in payloads:
-            self._dispatch(channel, payload)
         try:
-            await self._broker.publish_many(payloads)
+            await self._broker.publish(BATCH_CHANNEL, pack(self._id, payloads))
         except Exception:
             log.warning(
                 "broker publish failed; subscribers repair from storage",
@@ -379,9 +404,21 @@ class Gateway:
 
     # Routing --------------------------------------------------------------------------------
 
+    async def standing_changed(self) -> None:
+        """After a change to who may post where (a mute, a role, a channel's slow mode) was
+        committed: every hub reads its members' standing anew before their next message.
+        While Redis is down no message is admitted; one kept past a bump that failed then
+        lasts until it expires (``rooms.chat.STANDING_TTL``)."""
+        try:
+            await self._limiter.bump(STANDING)
+        except Exception:
+            log.warning("standing version not moved", exc_info=True)
+
     async def evict(self, channel: str, user_id: int, reason: str) -> None:
         """End a user's subscriptions to a channel on every hub (banned, left, unfriended):
-        their connections get ``{"op":"unsubscribed","channel":C,"reason":…}``."""
+        their connections get ``{"op":"unsubscribed","channel":C,"reason":…}``, and every hub
+        reads members' standing anew (``standing_changed``)."""
+        await self.standing_changed()
         payload = orjson.dumps({"evict": channel, "user_id": user_id, "reason": reason})
         try:
             await self._broker.publish(CONTROL_CHANNEL, payload)
@@ -409,6 +446,16 @@ class Gateway:
                 except Exception:
                     log.warning("bad gateway control message", exc_info=True)
                 continue
+            if message.channel == BATCH_CHANNEL:
+                try:
+                    origin, batch = unpack(message.data)
+                except ValueError:
+                    log.warning("dropped a malformed broker batch")
+                    continue
+                if origin != self._id:
+                    for channel, payload in batch:
+                        self._dispatch(channel, payload)
+                continue
             self._dispatch(message.channel, message.data)
 
     def _dispatch(self, channel: str, payload: bytes) -> None:
@@ -427,6 +474,10 @@ class Gateway:
             for conn in tuple(conns):
                 conn.push(channel, frame, framed)
             return
+        self._sequenced(channel, seq, frame)
+
+    def _sequenced(self, channel: str, seq: int, frame: bytes) -> None:
+        """A durable message for this hub's members of ``channel``: delivered in order, once."""
         if channel in self._repairing:
             self._repairing[channel].append(seq)
             return
@@ -589,20 +640,25 @@ class Gateway:
         except (ValueError, KeyError, TypeError):
             log.warning("dropped a malformed presence event", extra={"channel": channel})
 
-    async def _load_online(self, channel: str) -> None:
-        """(Re)load a channel's list from the presence store, then apply what was heard
-        meanwhile (an event heard before the read saw its change is applied twice: no harm)."""
-        heard: list[bytes] = []
-        self._online_heard[channel] = heard
+    async def _load_online(self, *channels: str) -> None:
+        """(Re)load channels' lists from the presence store (one round trip for them all),
+        then apply what was heard meanwhile (an event heard before the read saw its change is
+        applied twice: no harm)."""
+        heard: dict[str, list[bytes]] = {channel: [] for channel in channels}
+        self._online_heard.update(heard)
         try:
-            cards = await self.online(channel)
+            ids = await self._presence.online_many(channels)
+            cards = await self._cards({i for found in ids.values() for i in found})
         finally:
-            del self._online_heard[channel]
-        if channel not in self.members:
-            return
-        self._online[channel] = {card["id"]: card for card in cards}
-        for frame in heard:
-            self._apply_presence(channel, frame)
+            for channel, frames in heard.items():
+                if self._online_heard.get(channel) is frames:
+                    del self._online_heard[channel]
+        for channel in channels:
+            if channel not in self.members:
+                continue
+            self._online[channel] = {i: cards[i] for i in ids[channel] if i in cards}
+            for frame in heard[channel]:
+                self._apply_presence(channel, frame)
 
     async def _online_here(self, channel: str) -> list[dict[str, Any]]:
         """Who is online in ``channel`` for a new subscriber: the list kept here, with this
@@ -635,20 +691,25 @@ class Gateway:
         """Cards of the users online in a channel, by id. A card may be up to
         ``PEOPLE_TTL`` seconds old (a renamed user shows under the old name that long)."""
         ids = sorted(set(await self._presence.online(channel)))
-        if not ids:
-            return []
+        cards = await self._cards(ids)
+        return [cards[i] for i in ids if i in cards]
+
+    async def _cards(self, ids: Collection[int]) -> dict[int, dict[str, Any]]:
+        """Cards of these users (those that exist), from memory or read at once."""
         now = time.monotonic()
         cards: dict[int, dict[str, Any]] = {}
         for user_id in ids:
             known = self._people.get(user_id)
             if known is not None and known[1] > now - PEOPLE_TTL:
                 cards[user_id] = known[0]
-        missing = [i for i in ids if i not in cards]
+        missing = sorted(i for i in ids if i not in cards)
         if missing:
             async with self._db.sessions() as s:
-                for user in await s.scalars(select(User).where(User.id.in_(missing))):
-                    cards[user.id] = self._remember(user, now)
-        return [cards[i] for i in ids if i in cards]
+                for at in range(0, len(missing), CARDS_PER_READ):
+                    chunk = missing[at : at + CARDS_PER_READ]
+                    for user in await s.scalars(select(User).where(User.id.in_(chunk))):
+                        cards[user.id] = self._remember(user, now)
+        return cards
 
     def _remember(self, user: User, now: float) -> dict[str, Any]:
         card = _person(user)
@@ -662,12 +723,15 @@ class Gateway:
         while True:
             await asyncio.sleep(REFRESH_EVERY)
             try:
-                await self._presence.refresh(
-                    {channel: set(users) for channel, users in self._present.items()}
-                )
+                present = [(channel, set(users)) for channel, users in self._present.items()]
+                for at in range(0, len(present), PRESENCE_CHUNK):
+                    await self._presence.refresh(dict(present[at : at + PRESENCE_CHUNK]))
                 # Members of a hub that died leave without an event: the store forgets them.
-                for channel in list(self._online):
-                    await self._load_online(channel)
+                # A few channels per round trip: one pipeline for thousands would hold the
+                # event loop (and every delivery) for tens of milliseconds.
+                channels = list(self._online)
+                for at in range(0, len(channels), PRESENCE_CHUNK):
+                    await self._load_online(*channels[at : at + PRESENCE_CHUNK])
             except Exception:
                 log.warning("presence refresh failed", exc_info=True)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Protocol
 
 from redis.asyncio import Redis
@@ -21,6 +22,10 @@ class PresenceStore(Protocol):
     async def leave(self, channel: str, user_id: int) -> None: ...
 
     async def online(self, channel: str) -> list[int]: ...
+
+    async def online_many(self, channels: Sequence[str]) -> dict[str, list[int]]:
+        """``online`` of each channel, in one round trip where it can."""
+        ...
 
     async def refresh(self, members: dict[str, set[int]]) -> None:
         """Keep this hub's entries alive: channel → users connected here."""
@@ -43,6 +48,9 @@ class MemoryPresence:
 
     async def online(self, channel: str) -> list[int]:
         return sorted(self._online.get(channel, ()))
+
+    async def online_many(self, channels: Sequence[str]) -> dict[str, list[int]]:
+        return {channel: await self.online(channel) for channel in channels}
 
     async def refresh(self, members: dict[str, set[int]]) -> None:
         return None
@@ -67,12 +75,20 @@ class RedisPresence:
         await self._redis.zrem(self._prefix + channel, f"{user_id}:{self._hub}")
 
     async def online(self, channel: str) -> list[int]:
-        key = self._prefix + channel
+        return (await self.online_many([channel]))[channel]
+
+    async def online_many(self, channels: Sequence[str]) -> dict[str, list[int]]:
         now = time.time()
-        await self._redis.zremrangebyscore(key, "-inf", now)
-        members = await self._redis.zrangebyscore(key, now, "+inf")
-        users = {int(_text(m).split(":", 1)[0]) for m in members}
-        return sorted(users)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for channel in channels:
+                key = self._prefix + channel
+                pipe.zremrangebyscore(key, "-inf", now)
+                pipe.zrangebyscore(key, now, "+inf")
+            replies = await pipe.execute()
+        return {
+            channel: sorted({int(_text(m).split(":", 1)[0]) for m in members})
+            for channel, members in zip(channels, replies[1::2], strict=True)
+        }
 
     async def refresh(self, members: dict[str, set[int]]) -> None:
         expiry = time.time() + PRESENCE_TTL

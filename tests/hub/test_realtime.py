@@ -416,19 +416,20 @@ async def test_presence_heard_while_the_list_loads_is_kept(
     """A hub reads a room's presence list once, when its first member there subscribes; a
     presence event heard while that read is under way still counts."""
     gateway = rooms[HUB].gateway
-    read = gateway.online
+    read = gateway._cards
     cy = {"id": 10**6, "display_name": "Cy", "avatar_color": "#000000"}
+    channel = "room:loading"
 
-    async def online_while_cy_joins(channel: str) -> list[dict[str, Any]]:
-        cards = await read(channel)
+    async def cards_while_cy_joins(ids: Any) -> dict[int, dict[str, Any]]:
+        cards = await read(ids)
         data = {"type": "presence", "joined": [cy], "left": []}
         gateway._presence_heard(channel, message_frame(channel, None, data))
         return cards
 
-    monkeypatch.setattr(gateway, "online", online_while_cy_joins)
+    monkeypatch.setattr(gateway, "_cards", cards_while_cy_joins)
     ana = await sign_up(client, "Ana")
     sock = await connect(client, ana)
-    await sock.subscribe("room:loading")
+    await sock.subscribe(channel)
     online = await sock.recv()
     assert [u["id"] for u in online["online"]] == [ana.id, cy["id"]]
 

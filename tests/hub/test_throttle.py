@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from hub.app import create_app
 from hub.clock import FakeClock
-from hub.ratelimit import Limit, MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from hub.ratelimit import Limit, MemoryRateLimiter, RateLimiter, RedisRateLimiter, Take
 from tests.conftest import make_settings, sign_up
 
 Client = TestClient[Any, Any]
@@ -126,8 +126,45 @@ async def _take_and_give_back(limiter: RateLimiter) -> None:
     assert await limiter.take(limits[:1], "t6") is None
 
 
+async def _take_many(limiter: RateLimiter) -> None:
+    """``take_many`` is ``take`` for each request in order: a request sees the hits of the ones
+    before it in the same batch, and a refused one records nothing; it reads a version counter
+    in the same round trip."""
+    budget = Limit("msg:y", 2, 60)
+    slow = Limit("slow:y", 1, 30)
+    got, version = await limiter.take_many(
+        [
+            Take([budget], "a"),
+            Take([budget, slow], "b"),  # the budget's second hit, slow mode's first
+            Take([budget], "c"),  # the budget is spent
+            Take([Limit("msg:z", 2, 60)], "d"),  # someone else's budget
+            Take([slow], "e"),
+        ],
+        version="v",
+    )
+    assert version == 0
+    assert [r is None for r in got] == [True, True, False, True, False]
+    refused = got[2]
+    assert refused is not None
+    assert refused.index == 0
+    assert 59 < refused.retry_after <= 60
+    refused = got[4]
+    assert refused is not None
+    assert refused.index == 0
+    assert 29 < refused.retry_after <= 30
+    assert await limiter.take_many([]) == ([], 0)
+    await limiter.give_back(["msg:y"], "a")
+    assert await limiter.take_many([Take([budget], "f")]) == ([None], 0)
+    # The counter moves with each bump, and is read with or without requests.
+    await limiter.bump("v")
+    await limiter.bump("v")
+    assert await limiter.take_many([], version="v") == ([], 2)
+    assert (await limiter.take_many([Take([budget], "g")], version="v"))[1] == 2
+
+
 async def test_memory_limiter_takes_and_gives_back(clock: FakeClock) -> None:
     await _take_and_give_back(MemoryRateLimiter(clock))
+    await _take_many(MemoryRateLimiter(clock))
 
 
 @pytest.mark.redis
@@ -136,6 +173,7 @@ async def test_redis_limiter_takes_and_gives_back(redis_url: str) -> None:
     prefix = f"cohort-test-{uuid.uuid4().hex}"
     try:
         await _take_and_give_back(RedisRateLimiter(redis, prefix))
+        await _take_many(RedisRateLimiter(redis, prefix))
     finally:
         keys = [k async for k in redis.scan_iter(f"{prefix}:*")]
         if keys:

@@ -4,17 +4,22 @@ rate limits, slow mode, authorization per channel family, and recovery with ``si
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from hub.clock import FakeClock
 from hub.services import HUB
 from rooms.models import ChatMessage
+from tests.catalog.test_communities import create_community, mute
+from tests.catalog.test_communities import join as community_join
+from tests.catalog.test_groups import create_group, join_by_code
 from tests.conftest import Account, log_in, sign_up
-from tests.hub.test_realtime import Socket, connect
+from tests.hub.test_realtime import PrivateRedis, Socket, connect, private_redis, two_hubs
 from tests.rooms.social import (
     ban,
     befriend,
@@ -27,6 +32,12 @@ from tests.rooms.social import (
 )
 
 Client = TestClient[Any, Any]
+
+__all__ = ["private_redis"]  # a fixture
+
+
+def app_of(client: Client) -> web.Application:
+    return client.app  # type: ignore[no-any-return]
 
 
 class Chatter:
@@ -592,3 +603,80 @@ async def test_chat_routes_are_documented(client: Client) -> None:
     }
     assert "post" in spec["paths"]["/api/channels/{channel}/read"]
     assert "get" in spec["paths"]["/api/me/unread"]
+
+
+@pytest.mark.redis
+async def test_moderation_refuses_the_next_publish_on_every_hub(
+    aiohttp_client: Any,
+    settings: Any,
+    private_redis: PrivateRedis,
+    clock: FakeClock,
+    fast_hashing: Any,
+) -> None:
+    """A hub keeps its members' standing in memory between messages; a mute, a ban or leaving
+    a group still refuses the member's very next publish, whichever hub the moderator acted on
+    and whichever hub the member's socket is on (the standing version read with each batch's
+    budgets moved)."""
+    one, two = await two_hubs(aiohttp_client, settings, private_redis.url, clock, fast_hashing)
+    ana = await sign_up(one, "Ana")
+    ben = await sign_up(two, "Ben")
+    cy = await sign_up(one, "Cy")
+    cid = (await create_community(one, ana))["id"]
+    await community_join(two, ben, cid)
+    await community_join(one, cy, cid)
+    general = f"chat:community:{cid}"
+    b = Chatter(ben, await connect(two, ben))
+    c = Chatter(cy, await connect(one, cy))
+    for chat in (b, c):
+        assert (await chat.subscribe(general))["op"] == "subscribed"
+    assert await b.say(general, "hello") == 1
+    assert await c.say(general, "hi") == 2
+
+    # Muted on hub one: refused on hub two at once; unmuted: posting again.
+    assert (await mute(one, ana, cid, ben, 30)).status == 200
+    refused = await b.publish(general, {"text": "still here?"})
+    assert (refused["code"], "muted" in refused["message"]) == ("forbidden", True)
+    assert (await mute(two, ana, cid, ben, 0)).status == 200
+    assert await b.say(general, "back") == 3
+
+    # Banned on hub two: refused on hub one at once.
+    resp = await two.post(f"/api/communities/{cid}/bans", json={"user_id": cy.id}, headers=ana.auth)
+    assert resp.status == 201, await resp.text()
+    refused = await c.publish(general, {"text": "one more"})
+    assert (refused["op"], refused["code"]) == ("error", "forbidden")
+
+    # Left a study group on hub one: refused on hub two at once.
+    group = await create_group(one, ana)
+    assert (await join_by_code(two, ben, group["invite_code"])).status == 200
+    assert (await b.subscribe(group["channel"]))["op"] == "subscribed"
+    assert await b.say(group["channel"], "in the group") == 1
+    assert (await one.post(f"/api/groups/{group['id']}/leave", headers=ben.auth)).status == 204
+    refused = await b.publish(group["channel"], {"text": "gone?"})
+    assert (refused["op"], refused["code"]) == ("error", "forbidden")
+    assert await stored(app_of(one), general) == (3, 3)
+    assert await stored(app_of(one), group["channel"]) == (1, 1)
+
+
+async def test_a_batch_of_messages_keeps_each_budget(client: Client, app: web.Application) -> None:
+    """Messages admitted together still count one by one: a member writing from five tabs at
+    once gets ten of fifteen messages through, and refused ones take no number."""
+    ana = await sign_up(client, "Ana")
+    ben = await sign_up(client, "Ben")
+    community = await make_community(app, ana)
+    await join(app, community, ben)
+    general = f"chat:community:{community}"
+    tabs = [await chatter(client, ben) for _ in range(5)]
+    others = [await chatter(client, ana) for _ in range(2)]
+
+    async def burst(chat: Chatter, n: int) -> list[dict[str, Any]]:
+        return [await chat.publish(general, {"text": f"{chat.account.id} {i}"}) for i in range(n)]
+
+    answers = await asyncio.gather(*(burst(t, 3) for t in tabs), *(burst(o, 3) for o in others))
+    bens = [a for tab in answers[:5] for a in tab]
+    anas = [a for other in answers[5:] for a in other]
+    assert sorted(a["op"] for a in bens) == ["ack"] * 10 + ["error"] * 5
+    assert {a["code"] for a in bens if a["op"] == "error"} == {"rate_limited"}
+    assert [a["op"] for a in anas] == ["ack"] * 6
+    seqs = sorted(a["seq"] for a in bens + anas if a["op"] == "ack")
+    assert seqs == list(range(1, 17))
+    assert await stored(app, general) == (16, 16)

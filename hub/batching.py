@@ -1,0 +1,96 @@
+"""Coalescing: the calls that arrive while a batch is being handled go together into the next one.
+
+The first call of a quiet moment is handled at once; only calls that arrive while a batch is
+under way wait, and for no longer than that batch. Under load the batches grow by themselves,
+so a round trip's cost per call falls as the rate rises (hub/realtime/commit.py stores durable
+messages this way; rooms/chat.py admits chat messages this way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Handles a batch: one outcome per item, in order (an exception fails that item alone).
+Handler = Callable[[list[T]], Awaitable[Sequence[R | BaseException]]]
+
+
+class Coalescer(Generic[T, R]):
+    """One handler task while there is work; at most ``max_batch`` items per batch."""
+
+    def __init__(
+        self,
+        handle: Handler[T, R],
+        *,
+        max_batch: int,
+        name: str,
+        gate: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """``gate``, when given, is awaited before each batch is taken: calls keep joining the
+        batch until it returns (a stage that feeds another waits for it, so that both handle
+        the same, larger batches)."""
+        self._handle = handle
+        self._gate = gate
+        self._max_batch = max_batch
+        self._name = name
+        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self._worker: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def submit(self, item: T) -> R:
+        """``item``'s outcome once its batch was handled (raised if it is an exception). A
+        caller that goes away (its socket closed) does not take the batch with it."""
+        if self._closed:
+            raise RuntimeError(f"{self._name} is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        self._waiting.append((item, future))
+        if self._worker is None:
+            self._worker = loop.create_task(self._work(), name=self._name)
+        return await asyncio.shield(future)
+
+    async def idle(self) -> None:
+        """Returns once nothing is left to handle: every call submitted so far, and those that
+        joined meanwhile, handled (at once when none is waiting)."""
+        if self._worker is not None:
+            await asyncio.wait([self._worker])  # however it ends
+
+    async def close(self) -> None:
+        """Finish what was submitted; refuse anything new."""
+        self._closed = True
+        if self._worker is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._worker)
+
+    async def _work(self) -> None:
+        try:
+            while self._waiting:
+                batch: list[tuple[T, asyncio.Future[R]]] = []
+                try:
+                    if self._gate is not None:
+                        with contextlib.suppress(Exception):  # a broken gate is an open one
+                            await self._gate()
+                    batch = self._waiting[: self._max_batch]
+                    del self._waiting[: self._max_batch]
+                    outcomes = await self._handle([item for item, _ in batch])
+                except asyncio.CancelledError:
+                    for _, future in batch + self._waiting:
+                        future.cancel()
+                    self._waiting.clear()
+                    raise
+                except Exception as exc:
+                    outcomes = [exc] * len(batch)
+                for (_, future), outcome in zip(batch, outcomes, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(outcome, BaseException):
+                        future.set_exception(outcome)
+                    else:
+                        future.set_result(outcome)
+        finally:
+            self._worker = None
