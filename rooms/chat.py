@@ -8,6 +8,7 @@ The channel's events (``channel_messages``) are what subscribers receive and rep
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import time
@@ -87,6 +88,8 @@ class Chat:
         # Senders' standing (user id, channel) -> (access, monotonic time read), valid while
         # the standing version read with each batch's budgets stays ``_version``: whoever
         # changes a member's standing bumps it (``Gateway.standing_changed``, evictions).
+        self._tokens = uuid.uuid4().hex[:16] + ":"
+        self._counter = itertools.count()
         self._standing: OrderedDict[tuple[int, str], tuple[Access, float]] = OrderedDict()
         self._version = -1
 
@@ -146,7 +149,8 @@ class Chat:
         and their message budget, and slow mode where the channel has it: ``_admit``), then
         stored with its ``chat_messages`` row by the gateway's group commit, which announces
         it."""
-        token = uuid.uuid4().hex
+        # Names this message's budget hits: unique across hubs (a random prefix per process).
+        token = f"{self._tokens}{next(self._counter)}"
         access, taken = await self._admission.submit(_Ask(user.id, channel, token))
         now = self._clock.now()
         mentions = list(dict.fromkeys(event.mentions))

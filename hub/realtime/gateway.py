@@ -707,14 +707,23 @@ class Gateway:
             async with self._db.sessions() as s:
                 for at in range(0, len(missing), CARDS_PER_READ):
                     chunk = missing[at : at + CARDS_PER_READ]
-                    for user in await s.scalars(select(User).where(User.id.in_(chunk))):
-                        cards[user.id] = self._remember(user, now)
+                    # Columns, not ORM objects: thousands at each presence refresh.
+                    rows = await s.execute(
+                        select(User.id, User.display_name, User.avatar_color).where(
+                            User.id.in_(chunk)
+                        )
+                    )
+                    for user_id, name, color in rows:
+                        card = {"id": user_id, "display_name": name, "avatar_color": color}
+                        cards[user_id] = self._keep_card(card, now)
         return cards
 
     def _remember(self, user: User, now: float) -> dict[str, Any]:
-        card = _person(user)
-        self._people[user.id] = (card, now)
-        self._people.move_to_end(user.id)
+        return self._keep_card(_person(user), now)
+
+    def _keep_card(self, card: dict[str, Any], now: float) -> dict[str, Any]:
+        self._people[card["id"]] = (card, now)
+        self._people.move_to_end(card["id"])
         while len(self._people) > PEOPLE_CACHED:
             self._people.popitem(last=False)
         return card
