@@ -458,6 +458,9 @@ class QueryMix:
         self.tags = tags
         self.rng = random.Random(seed)
         self.kinds: dict[str, int] = {}
+        # Each kind's service times: from sending to the whole answer read, without the wait
+        # for a free connection (where the open loop's tail comes from, by kind).
+        self.service: dict[str, list[float]] = {}
 
     def params(self) -> tuple[str, dict[str, str]]:
         rng = self.rng
@@ -481,13 +484,29 @@ class QueryMix:
         kind, params = self.params()
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
         url = "/api/courses?" + urlencode(params)
+        service = self.service.setdefault(kind, [])
 
         async def call(session: aiohttp.ClientSession) -> int:
+            started = time.perf_counter()
             async with session.get(url) as resp:
                 await resp.read()
+            service.append(time.perf_counter() - started)
             return resp.status
 
         return call
+
+    def service_by_kind(self) -> dict[str, dict[str, float]]:
+        """Per kind of request: how many, and its service time's p50, p99 and max in ms."""
+        figures = {}
+        for kind, seconds in sorted(self.service.items()):
+            values = sorted(seconds)
+            figures[kind] = {
+                "n": len(values),
+                "p50_ms": round(hubbench.percentile(values, 0.50) * 1000, 2),
+                "p99_ms": round(hubbench.percentile(values, 0.99) * 1000, 2),
+                "max_ms": round(values[-1] * 1000, 2) if values else float("nan"),
+            }
+        return figures
 
 
 async def sample_answers(session: aiohttp.ClientSession, words: list[str]) -> dict[str, Any]:
@@ -559,6 +578,7 @@ async def measure(
                 1000 * cpu["client_s"] / max(closed["requests"], 1), 3
             )
             closed["mix_counts"] = dict(sorted(mix.kinds.items()))
+            closed["service_ms_by_kind"] = mix.service_by_kind()
             closed["background_cores_before"] = background
             result["closed_loop"] = closed
             if args.rate:
@@ -572,6 +592,7 @@ async def measure(
                 cpu = meter.stop()
                 opened = hubbench.summarize(samples, window)
                 opened["offered_per_second"] = args.rate
+                opened["service_ms_by_kind"] = mix.service_by_kind()
                 opened["cpu"] = cpu
                 opened["background_cores_before"] = background
                 result["open_loop"] = opened

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import Base, BigId, UTCDateTime
@@ -13,6 +23,13 @@ from hub.db import Base, BigId, UTCDateTime
 
 class Course(Base):
     __tablename__ = "courses"
+    # The catalog's newest and price orders (migration 0019): a listing sorted by either reads
+    # its first courses in index order instead of sorting every match. Popularity and rating
+    # have none: a sale or review would then update an index instead of the row alone.
+    __table_args__ = (
+        Index("ix_courses_published_at_id", "published_at", "id"),
+        Index("ix_courses_price_id", "price", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
