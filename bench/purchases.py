@@ -25,8 +25,9 @@ keys are replayed (same answer, no money moves), ``cohort ledger verify`` runs a
 database and the number of enrollments is checked against the 201s.
 
 Then, with the hub stopped, the peer: the same statements the hub sends for a purchase, from
-asyncpg in this process (no HTTP, no ORM), on further fresh pairs for ``--peer-seconds``: what
-PostgreSQL and the ledger's row locks allow on this machine. ``cohort ledger verify`` runs last.
+asyncpg in this process (no HTTP, no ORM; the sales batched as the hub batches them, by the
+hub's own code), on further fresh pairs for ``--peer-seconds``: what PostgreSQL and the
+ledger's row locks allow on this machine. ``cohort ledger verify`` runs last.
 
 The machine's cores are shared by the hub, PostgreSQL and this client: the JSON reports the
 CPU seconds of each over the timed window, and how busy the rest of the machine was.
@@ -210,7 +211,8 @@ class PurchasePlan:
 
 # The peer: the hub's own SQL for one purchase, sent by asyncpg straight from this process (no
 # HTTP, no SQLAlchemy): what the database and the ledger's locking allow on this machine. The
-# sale is the hub's own statement (catalog.purchases.SALE), imported from this tree.
+# sale goes through the hub's own batches (catalog.purchases: the sales asked for while others
+# are written go together in one statement), imported from this tree.
 PEER_SQL = {
     "principal": "SELECT u.*, s.revoked_at AS session_revoked_at FROM users u "
     "JOIN auth_sessions s ON s.user_id = u.id WHERE u.id = $1 AND s.id = $2",
@@ -238,31 +240,21 @@ async def peer(
 
     from datetime import UTC, datetime
 
-    from pydantic import TypeAdapter
+    from catalog.purchases import _Order, _SaleBatches
+    from hub.db import Database
+    from payments.idempotency import KeyUse
 
-    from catalog.purchases import SALE
-    from payments.ledger import REVENUE, any_shard
-
-    as_json = TypeAdapter(datetime)
+    # The hub's own batches of sales (catalog.purchases), on a Database of this process.
+    db = Database(url)
+    sales = _SaleBatches(db, share_percent)
 
     async def buy(conn: asyncpg.Connection, student: Account, course_id: int) -> str:
         sid = session_of(student.token)
         row = await conn.fetchrow(PEER_SQL["principal"], student.user_id, sid)
         if row is None or row["session_revoked_at"] is not None:
             return "401"
-        now = datetime.now(UTC)
-        sale = await conn.fetchrow(
-            SALE,
-            student.user_id,
-            course_id,
-            f"wallet:{student.user_id}",
-            any_shard(REVENUE),
-            share_percent,
-            now,
-            as_json.dump_json(now).decode(),
-            uuid.uuid4().hex,
-            "peer",
-        )
+        key = KeyUse(student.user_id, uuid.uuid4().hex, "peer")
+        sale = await sales.sell(_Order(student.user_id, course_id, key, datetime.now(UTC)))
         if sale["body"] is None:
             raise BenchError(f"the peer's sale wrote nothing: {dict(sale)}")
         return "201"
@@ -283,6 +275,7 @@ async def peer(
         cpu = meter.stop()
     finally:
         await pool.close()
+        await db.dispose()
     window = time.perf_counter() - started
     result = hubbench.summarize(samples, window)
     result["client_cpu_s"] = cpu["client_s"]
@@ -321,6 +314,14 @@ async def database_counts(url: str) -> dict[str, int]:
             "idempotency_records": int(
                 await conn.fetchval("SELECT count(*) FROM idempotency_records")
             ),
+            # Updates that had to write index entries too (not HOT) are far dearer.
+            "updates_hot_of_all": {
+                row["relname"]: [row["n_tup_hot_upd"], row["n_tup_upd"]]
+                for row in await conn.fetch(
+                    "SELECT relname, n_tup_hot_upd, n_tup_upd FROM pg_stat_user_tables "
+                    "WHERE relname IN ('ledger_accounts', 'courses')"
+                )
+            },
         }
     finally:
         await conn.close()
@@ -387,6 +388,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         session, args.clients, args.warmup, plan.next_call
                     )
                     background = await hubbench.wait_for_quiet(args.idle_wait, [hub.pid])
+                    loadavg_before = [round(v, 2) for v in os.getloadavg()]
                     meter = hubbench.CpuMeter(hub.pid)
                     profiler = None
                     if args.profile:
@@ -420,6 +422,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "warmup_statuses": dict(warm.statuses),
         "cpu": cpu,
         "background_cores_before": background,
+        "loadavg_before": loadavg_before,
         "client_cpu_per_request_ms": per_request_ms(cpu["client_s"], samples),
         "hub_cpu_per_request_ms": per_request_ms(cpu["hub_s"], samples),
         "postgres_cpu_per_request_ms": per_request_ms(cpu["postgres_s"], samples),
@@ -444,8 +447,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "every purchase is a fresh (student, course) pair with its own Idempotency-Key; "
         "coins suffice, so every answer should be 201",
         "peer_asyncpg_same_sql: the statements the hub sends for a purchase (principal; the "
-        "sale, one statement that also keeps the key's answer and queues the teacher's "
-        "notification), from asyncpg in this process with no HTTP and no ORM, after the hub "
+        "sale, in the hub's batches: one statement per batch that also keeps the keys' answers "
+        "and queues the teachers' notifications), from asyncpg in this process with no HTTP "
+        "and no ORM, after the hub "
         "has stopped; the hub's other work per sale (delivering the teacher's notification "
         "from the outbox) is not in it. It bounds what the database and the ledger's row "
         "locks allow here; ledger_verify runs after both",

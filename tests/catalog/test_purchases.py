@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from catalog.handlers import EnrollmentEnvelope
+from catalog.services import CATALOG
 from hub.notifications.models import PendingNotification
 from hub.services import HUB
 from payments.handlers import PAYMENTS
 from payments.ledger import ISSUANCE, REVENUE, Ledger, wallet_code
 from tests.catalog.test_courses import COURSE, a_video
 from tests.conftest import Account, log_in, sign_up
+
+# Sales are batched on PostgreSQL only (SQLite runs one writer at a time anyway).
+ON_POSTGRES = pytest.mark.parametrize(
+    "backend", [pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 
 
 @pytest.fixture
@@ -288,3 +296,166 @@ async def test_the_teachers_notification_waits_in_the_outbox_with_the_sale(
     assert await waiting() == 0
     [sale], _ = await notifications.recent(teacher.id, before=None, limit=10)
     assert sale.as_json()["text"] == "Sam bought Python for Data Journalism"
+
+
+async def buy(
+    client: Any, buyer: Account, course_id: int, key: str | None = None
+) -> tuple[int, bytes]:
+    """POST the purchase; returns (status, body)."""
+    headers = {**buyer.auth, **({"Idempotency-Key": key} if key else {})}
+    resp = await client.post(f"/api/courses/{course_id}/purchase", headers=headers)
+    return resp.status, await resp.read()
+
+
+async def until(condition: Callable[[], Awaitable[bool]]) -> None:
+    """Wait (at most 10 s) until ``condition`` holds: it polls, since what it watches is
+    PostgreSQL's (which statements wait for a lock) or the hub's queue, with no event to await."""
+    async with asyncio.timeout(10):
+        while True:
+            if await condition():
+                return
+            await asyncio.sleep(0.01)
+
+
+def lock_waiters(app: web.Application, count: int) -> Callable[[], Awaitable[bool]]:
+    """Whether ``count`` statements of this database wait for a row lock."""
+
+    async def waiting() -> bool:
+        async with app[HUB].db.connect() as conn:
+            found = await conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+        return bool(found == count)
+
+    return waiting
+
+
+def queued(app: web.Application, count: int) -> Callable[[], Awaitable[bool]]:
+    async def waiting() -> bool:
+        return app[CATALOG].purchases.waiting == count
+
+    return waiting
+
+
+async def hold_wallet(app: web.Application, owner: Account) -> Any:
+    """A transaction of its own that holds ``owner``'s wallet row, as a long sale would."""
+    await app[PAYMENTS].ledger.open([wallet_code(owner.id)])
+    conn = await app[HUB].db.engine.connect()
+    await conn.begin()
+    await conn.execute(
+        text("SELECT 1 FROM ledger_accounts WHERE code = :code FOR UPDATE"),
+        {"code": wallet_code(owner.id)},
+    )
+    return conn
+
+
+async def two_batches_waiting(
+    client: Any, app: web.Application, teacher: Account
+) -> tuple[Any, list[asyncio.Task[Any]]]:
+    """Both of the hub's batch writers stopped in PostgreSQL behind a held wallet: a sale asked
+    for now waits for the next batch. Returns the holding connection and the two sales."""
+    other = Account("olga@example.com", "teaching all night", "Olga")
+    other.id = (
+        await app[HUB].identity.ensure_account(
+            other.email, other.password, "Olga", admin=False, teacher=True
+        )
+    ).id
+    await log_in(client, other)
+    course_id, _, _ = await published(client, app, other, price=10)
+    buyers = [await sign_up(client, name) for name in ("Gus", "Hal")]
+    holder = await hold_wallet(app, other)
+    sales = [asyncio.create_task(buy(client, b, course_id)) for b in buyers]
+    await until(lock_waiters(app, 2))
+    return holder, sales
+
+
+@ON_POSTGRES
+async def test_a_batch_decides_each_sale_on_its_own(
+    client: Any, app: web.Application, teacher: Account
+) -> None:
+    """Sales asked for while others are written go together in one transaction, and each gets
+    the answer it would get alone: a refused one (short of coins, enrolled already, own course,
+    no such course) changes nothing for the others, a replayed key gets its first answer, and a
+    buyer's second sale waits for the batch after the one with their first."""
+    cheap, _, _ = await published(client, app, teacher, price=30)
+    dear, _, _ = await published(client, app, teacher, price=150)
+    free, _, _ = await published(client, app, teacher, price=0)
+    sixty, _, _ = await published(client, app, teacher, price=60)
+    names = ("Ann", "Bea", "Cy", "Dan", "Eve", "Fay", "Ivy")
+    ann, bea, cy, dan, eve, fay, ivy = [await sign_up(client, n) for n in names]
+    assert (await buy(client, dan, cheap))[0] == 201
+    first_answer = await buy(client, eve, cheap, key="eve-1")
+    assert first_answer[0] == 201
+
+    holder, blocked = await two_batches_waiting(client, app, teacher)
+    asked = [
+        (ann, cheap, None),
+        (bea, cheap, "bea-1"),
+        (cy, dear, None),
+        (dan, cheap, None),
+        (eve, cheap, "eve-1"),
+        (fay, free, None),
+        (teacher, cheap, None),
+        (ivy, 999_999, None),
+        (ann, sixty, None),  # Ann's second: the next batch
+        (cy, sixty, None),  # Cy's second, after a refusal
+    ]
+    sales = []
+    for n, (buyer, course_id, key) in enumerate(asked, 1):
+        sales.append(asyncio.create_task(buy(client, buyer, course_id, key)))
+        await until(queued(app, n))  # in this order
+    await holder.rollback()
+    await holder.close()
+    answers = await asyncio.gather(*sales)
+    assert [a[0] for a in await asyncio.gather(*blocked)] == [201, 201]
+
+    assert [status for status, _ in answers] == [201, 201, 402, 409, 201, 201, 409, 404, 201, 201]
+    assert answers[4][1] == first_answer[1]  # the key's first answer, byte for byte
+    assert orjson.loads(answers[2][1])["balance"] == 100
+    assert await buy(client, bea, cheap, key="bea-1") == answers[1]
+    balances = [await balance(client, a) for a in (ann, bea, cy, dan, eve, fay, teacher)]
+    assert balances == [10, 70, 40, 70, 70, 100, 100 + 4 * 21 + 2 * 42]
+    assert await app[PAYMENTS].ledger.verify() == []
+    async with app[HUB].db.connect() as conn:
+        transactions = await conn.scalar(
+            text(
+                "SELECT count(DISTINCT xmin::text) FROM enrollments "
+                "WHERE (user_id, course_id) IN ((:ann, :cheap), (:bea, :cheap), (:fay, :free))"
+            ),
+            {"ann": ann.id, "bea": bea.id, "fay": fay.id, "cheap": cheap, "free": free},
+        )
+    assert transactions == 1  # one batch
+
+
+@ON_POSTGRES
+async def test_a_batch_that_meets_another_transaction_sells_one_by_one(
+    client: Any, app: web.Application, teacher: Account
+) -> None:
+    """Another hub enrolls a buyer while a batch with that buyer's sale waits for a lock: the
+    batch fails as a whole, then each of its sales is decided alone."""
+    cheap, _, _ = await published(client, app, teacher, price=30)
+    ann, bea = await sign_up(client, "Ann"), await sign_up(client, "Bea")
+    holder, blocked = await two_batches_waiting(client, app, teacher)
+    sales = [asyncio.create_task(buy(client, b, cheap)) for b in (ann, bea)]
+    await until(queued(app, 2))
+    other_hub = await hold_wallet(app, teacher)
+    await holder.rollback()  # the two blocked sales go; the next batch waits for other_hub
+    await until(queued(app, 0))
+    await until(lock_waiters(app, 1))
+    await other_hub.execute(
+        text(
+            "INSERT INTO enrollments (user_id, course_id, price_paid, created_at) "
+            "VALUES (:user, :course, 0, now())"
+        ),
+        {"user": ann.id, "course": cheap},
+    )
+    await other_hub.commit()
+    await other_hub.close()
+    await holder.close()
+    assert [status for status, _ in await asyncio.gather(*sales)] == [409, 201]
+    assert [a[0] for a in await asyncio.gather(*blocked)] == [201, 201]
+    assert [await balance(client, a) for a in (ann, bea)] == [100, 70]
+    assert await app[PAYMENTS].ledger.verify() == []
