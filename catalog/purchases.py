@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -93,7 +92,6 @@ class Purchases:
         notifications: Notifications,
         clock: Clock,
         teacher_share: int,
-        on_sale: Callable[[], None],
     ) -> None:
         self._db = db
         self._ledger = ledger
@@ -101,8 +99,6 @@ class Purchases:
         self._notifications = notifications
         self._clock = clock
         self._teacher_share = teacher_share  # percent of the price the teacher receives
-        # Called after each sale commits (the catalog listings show enrollment counts).
-        self._on_sale = on_sale
         self._batches = _SaleBatches(db, teacher_share)
 
     @property
@@ -136,7 +132,8 @@ class Purchases:
                 raise
             return earlier
         if isinstance(outcome, StoredResponse):
-            self._on_sale()
+            # The listings' enrollment counts are left to the listing cache's ttl: emptying
+            # it on every sale would leave it empty while courses sell.
             self._notifications.wake()
             return outcome
         assert key is not None

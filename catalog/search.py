@@ -322,7 +322,8 @@ class ListingCache:
       at that moment is neither kept nor handed to requests that come after the report. (A
       search that read the database in the moment between a writer's report and its commit
       may keep the old listing for up to ``ttl``; SQL sent as plain text is not seen: whoever
-      sends it calls ``clear`` after its commit.)
+      sends it calls ``clear`` after its commit, except sales, whose enrollment counts are
+      left to ``ttl`` so that selling courses does not keep the cache empty.)
     * writes through other hub processes: at most ``ttl`` seconds. A page lives no longer
       than the ranking it was read from, counted from when that ranking was read, and its
       cards (enrollments, ratings, titles) were read after it.

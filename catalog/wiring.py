@@ -32,8 +32,6 @@ def build_catalog(hub: Hub, payments: PaymentServices, media: MediaServices) -> 
         hub.notifications,
         hub.clock,
         hub.settings.teacher_share_percent,
-        # A sale's statement is SQL text, which the listing cache does not see by itself.
-        on_sale=search.cache.clear,
     )
     return CatalogServices(
         courses=CourseManager(hub.db, hub.clock),
