@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -46,6 +46,28 @@ class Hub:
 HUB = web.AppKey("hub", Hub)
 
 
+REDIS_CONNECTIONS = 100
+
+
+def redis_client(url: str) -> Redis:
+    """The hub's Redis client. Its pool holds at most ``REDIS_CONNECTIONS`` connections and a
+    command that finds them all busy waits for one (up to 30 s) instead of failing at once
+    with redis-py's "Too many connections", as thousands of sockets closing together (each
+    leaving its channels' presence) would. Stale pooled connections after a Redis restart
+    fail once; they are retried on a new one."""
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=REDIS_CONNECTIONS,
+        timeout=30,
+        health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+    client = Redis(connection_pool=pool)
+    client.auto_close_connection_pool = True  # closing the client closes its pool
+    return client
+
+
 def build_hub(
     settings: Settings, *, clock: Clock | None = None, hashing: PasswordHashing | None = None
 ) -> Hub:
@@ -59,13 +81,7 @@ def build_hub(
     tickets: TicketStore
     presence: PresenceStore
     if settings.redis_url:
-        # Stale pooled connections after a Redis restart fail once; retry them on a new one.
-        redis = Redis.from_url(
-            settings.redis_url,
-            health_check_interval=30,
-            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        )
+        redis = redis_client(settings.redis_url)
         broker = RedisBroker(redis, settings.redis_prefix)
         limiter = RedisRateLimiter(redis, settings.redis_prefix)
         tickets = RedisTickets(redis, settings.redis_prefix)

@@ -12,7 +12,7 @@ import pytest
 from hub.app import create_app
 from hub.broker import MemoryBroker
 from hub.clock import FakeClock
-from hub.services import HUB
+from hub.services import HUB, REDIS_CONNECTIONS, redis_client
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.timeout(60)
@@ -100,3 +100,17 @@ async def test_redis_broker_carries_messages_between_two_hubs(
     await hub_a.broker.publish("user:8", b"heard")
     async with asyncio.timeout(5):
         assert (await on_a.get()).data == b"heard"
+
+
+async def test_a_burst_beyond_the_redis_pool_waits_for_connections(redis_url: str) -> None:
+    """Thousands of sockets closing at once each leave their channels' presence: with more
+    commands in flight than the pool has connections, they wait for one instead of failing
+    with "Too many connections"."""
+    redis = redis_client(redis_url)
+    key = f"test:burst:{uuid.uuid4().hex}"
+    try:
+        await asyncio.gather(*(redis.sadd(key, str(n)) for n in range(10 * REDIS_CONNECTIONS)))
+        assert await redis.scard(key) == 10 * REDIS_CONNECTIONS
+    finally:
+        await redis.delete(key)
+        await redis.aclose()
