@@ -9,9 +9,11 @@ import functools
 import logging
 import re
 import time
+import uuid
 from array import array
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Literal, Protocol, TypeVar
@@ -41,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql.dml import UpdateBase
 
 from catalog.models import Course, CourseTag, Lesson, Section
+from hub.broker import Broker
 from hub.db import Database, Prepared
 from hub.identity.models import User
 from media.models import Video
@@ -109,12 +112,21 @@ class SearchResult:
     total: int
 
 
-# Listings are kept this long by the process that served them (ListingCache); 0: never.
-LISTING_CACHE_SECONDS = 5.0
-# At most this many pages (and as many rankings) and this many bytes of each (a page of 20
-# cards is about 12 KB, a ranking about 1.6 KB).
-LISTING_CACHE_ENTRIES = 4096
-LISTING_CACHE_BYTES = 32 << 20
+# Listings are kept this long by the process that served them (ListingCache); 0: never. Writes
+# of listing tables through any hub process empty every hub's cache at once (``broadcast``):
+# what this bounds is how late a sale's enrollment count (and any write the cache does not
+# see) reaches the listings.
+LISTING_CACHE_SECONDS = 60.0
+# At most this many pages and this many bytes of them (a page of 20 cards is about 12 KB), and
+# as many rankings (about 1.6 KB each): a minute of the bench's mix asks for about 15,000
+# distinct pages, most of them two-word searches asked for once; these keep the pages asked
+# for again.
+LISTING_CACHE_ENTRIES = 8192
+LISTING_CACHE_BYTES = 96 << 20
+RANKING_CACHE_ENTRIES = 16384
+RANKING_CACHE_BYTES = 32 << 20
+# The broker channel on which hub processes announce writes of listing tables.
+LISTINGS_CHANNEL = "catalog.listings"
 # A ranking keeps the first this many courses of its order: the pages within them (10 pages
 # of 20) are read by id; a page beyond them is read with a statement of its own.
 RANKED_COURSES = 200
@@ -324,11 +336,13 @@ class ListingCache:
       may keep the old listing for up to ``ttl``; SQL sent as plain text is not seen: whoever
       sends it calls ``clear`` after its commit, except sales, whose enrollment counts are
       left to ``ttl`` so that selling courses does not keep the cache empty.)
-    * writes through other hub processes: at most ``ttl`` seconds. A page lives no longer
-      than the ranking it was read from, counted from when that ranking was read, and its
-      cards (enrollments, ratings, titles) were read after it.
-
-    So a sale's enrollment count and a new rating reach other hubs' listings within ``ttl``.
+    * writes through other hub processes: as soon as the broker carries their announcement
+      (``broadcast``: each process announces its writes of listing tables after they commit,
+      and empties its cache on the announcements of the others, and whenever the broker
+      reconnects, as announcements may have been lost meanwhile). Without ``broadcast``,
+      and for writes the cache does not see (a sale's count), at most ``ttl`` seconds: a
+      page lives no longer than the ranking it was read from, counted from when that
+      ranking was read, and its cards (enrollments, ratings, titles) were read after it.
     """
 
     def __init__(
@@ -340,27 +354,88 @@ class ListingCache:
         self.ttl = ttl
         self.pages: TtlCache[ListingKey, Page] = TtlCache(ttl, now=now, refresh_ahead=refresh_ahead)
         self.rankings: TtlCache[RankingKey, Ranking] = TtlCache(
-            ttl, now=now, refresh_ahead=refresh_ahead
+            ttl,
+            now=now,
+            refresh_ahead=refresh_ahead,
+            max_entries=RANKING_CACHE_ENTRIES,
+            max_bytes=RANKING_CACHE_BYTES,
         )
+        # Set by a committed write of a listing table through this process, while
+        # ``broadcast`` runs: its announcer tells the other processes.
+        self._written: asyncio.Event | None = None
 
     def clear(self) -> None:
         self.rankings.clear()
         self.pages.clear()
 
+    @asynccontextmanager
+    async def broadcast(self, broker: Broker) -> AsyncIterator[None]:
+        """While inside: announce this process's writes of listing tables to every other hub
+        process through ``broker``, and empty this cache on theirs (and whenever the broker
+        reconnects: announcements published meanwhile are lost). Announcements of writes
+        that commit close together are sent as one."""
+        origin = uuid.uuid4().hex.encode()
+        written = asyncio.Event()
+        subscription = await broker.subscribe(LISTINGS_CHANNEL)
+
+        async def reconnected() -> None:
+            self.clear()
+
+        async def listen() -> None:
+            async for message in subscription:
+                if message.data != origin:
+                    self.clear()
+
+        async def announce() -> None:
+            while True:
+                await written.wait()
+                written.clear()
+                try:
+                    await broker.publish(LISTINGS_CHANNEL, origin)
+                except Exception:
+                    # Other hubs then show the write within ttl; the next write tries again.
+                    log.warning("could not announce a listing write", exc_info=True)
+
+        broker.on_reconnect.append(reconnected)
+        self._written = written
+        tasks = [asyncio.create_task(listen()), asyncio.create_task(announce())]
+        try:
+            yield
+        finally:
+            self._written = None
+            broker.on_reconnect.remove(reconnected)
+            for task in tasks:
+                task.cancel()
+            await subscription.close()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _announce(self) -> None:
+        if self._written is not None:
+            self._written.set()
+
     def watch(self, engine: AsyncEngine) -> None:
         """Empty the cache on every write of a listing table through ``engine``."""
         event.listen(engine.sync_engine, "after_execute", self._after_execute)
         event.listen(engine.sync_engine, "commit", self._on_commit)
+        event.listen(engine.sync_engine, "rollback", self._on_rollback)
 
     def _after_execute(self, conn: Connection, statement: Any, *_: Any) -> None:
         table = getattr(statement, "table", None) if isinstance(statement, UpdateBase) else None
         if table is not None and getattr(table, "name", None) in LISTING_TABLES:
-            conn.info[_WROTE_LISTING] = True
             self.clear()
+            if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+                self._announce()  # committed already
+            else:
+                conn.info[_WROTE_LISTING] = True
 
     def _on_commit(self, conn: Connection) -> None:
         if conn.info.pop(_WROTE_LISTING, False):
             self.clear()
+            # After the commit: another process that empties its cache on this reads the write.
+            self._announce()
+
+    def _on_rollback(self, conn: Connection) -> None:
+        conn.info.pop(_WROTE_LISTING, None)
 
     async def close(self) -> None:
         """Stop background refreshes (the database is about to go)."""

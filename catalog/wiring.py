@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from aiohttp import web
 
 from catalog.communities import Communities
@@ -64,6 +66,13 @@ def entitlement(hub: Hub) -> CourseEntitlement:
 def install(app: web.Application, hub: Hub, api: Api, services: CatalogServices) -> None:
     app[CATALOG] = services
     app.on_shutdown.append(_stop_listing_refreshes)
+
+    async def listings_everywhere(_app: web.Application) -> AsyncIterator[None]:
+        # Writes of listing tables through any hub empty every hub's listing cache.
+        async with services.search.cache.broadcast(hub.broker):
+            yield
+
+    app.cleanup_ctx.append(listings_everywhere)
     register_routes(api)
     register_social_routes(api)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -31,10 +33,14 @@ from catalog.search import (
     TtlCache,
 )
 from catalog.services import CATALOG
+from hub.app import create_app
+from hub.clock import FakeClock
 from hub.db import Database
+from hub.services import HUB
+from hub.settings import Settings
 from tests.catalog import test_learning
 from tests.catalog.test_learning import buy, course_with, search, text_lesson
-from tests.conftest import Account, sign_up
+from tests.conftest import Account, log_in, sign_up
 
 teacher = test_learning.teacher  # the fixture
 
@@ -542,3 +548,51 @@ async def test_listings_that_borrow_a_count_are_ordered_and_counted(
     finally:
         await listing.cache.close()
         await hub.dispose()
+
+
+@pytest.mark.redis
+async def test_a_write_through_another_hub_empties_this_hubs_listings(
+    aiohttp_client: Any, settings: Settings, redis_url: str, clock: FakeClock, fast_hashing: Any
+) -> None:
+    """Two hub processes (their own engines and caches) over Redis: a course edit through
+    one shows on the other as soon as its announcement arrives, not after the cache's ttl
+    (a minute: longer than this test waits); a broker reconnect empties the cache too."""
+    shared = settings.model_copy(
+        update={"redis_url": redis_url, "redis_prefix": f"t{os.getpid()}-{uuid.uuid4().hex}"}
+    )
+    apps = [create_app(shared, clock=clock, hashing=fast_hashing) for _ in range(2)]
+    here, there = [await aiohttp_client(app) for app in apps]
+    cache = apps[0][CATALOG].search.cache
+    assert cache.ttl >= 30
+    tina = Account("tina@example.com", "teaching all day", "Tina")
+    tina.id = (
+        await apps[1][HUB].identity.ensure_account(
+            tina.email, tina.password, "Tina", admin=False, teacher=True
+        )
+    ).id
+    await log_in(there, tina)
+    course, _ = await course_with(there, tina, [text_lesson()], title="Python basics")
+    assert (await search(here, q="python"))["total"] == 1  # now kept here
+    assert cache.pages.peek(KEY) is not None
+
+    emptied = asyncio.Event()
+    empty = cache.clear
+
+    def clear() -> None:
+        empty()
+        emptied.set()
+
+    cache.clear = clear  # type: ignore[method-assign]
+    resp = await there.patch(
+        f"/api/courses/{course}", json={"title": "Rust", "tags": ["systems"]}, headers=tina.auth
+    )
+    assert resp.status == 200
+    await asyncio.wait_for(emptied.wait(), 5)
+    assert (await search(here, q="python"))["total"] == 0
+    assert (await search(here, q="rust"))["items"][0]["id"] == course
+
+    # Announcements published while the broker was away are lost: a reconnect empties it.
+    assert cache.pages.peek(KEY) is not None
+    for hook in apps[0][HUB].broker.on_reconnect:
+        await hook()
+    assert cache.pages.peek(KEY) is None
