@@ -40,7 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.dml import Delete, Insert, UpdateBase
 
 from catalog.models import Course, CourseTag, Lesson, Section
 from hub.broker import Broker
@@ -131,10 +131,17 @@ LISTINGS_CHANNEL = "catalog.listings"
 # of 20) are read by id; a page beyond them is read with a statement of its own.
 RANKED_COURSES = 200
 # Tables whose rows show on a listing page (cards, their order, the total): a write to any of
-# them through this process empties the cache.
+# them through this process empties every hub's cache. For the tables with columns named here,
+# only an UPDATE of one of those columns, or a DELETE, does: a new user or video is on no card
+# yet (a lesson must name the video: that write counts), and a video's progress (written
+# every second while it is transcoded) shows on none.
 LISTING_TABLES = frozenset(
     {"courses", "course_tags", "course_sections", "course_lessons", "videos", "users"}
 )
+LISTING_COLUMNS = {
+    "videos": frozenset({"status", "duration"}),
+    "users": frozenset({"display_name"}),
+}
 
 # Words, tag, level, sort, page and page size: one page of one listing.
 ListingKey = tuple[tuple[str, ...], str | None, str | None, str, int, int]
@@ -419,9 +426,12 @@ class ListingCache:
         event.listen(engine.sync_engine, "commit", self._on_commit)
         event.listen(engine.sync_engine, "rollback", self._on_rollback)
 
-    def _after_execute(self, conn: Connection, statement: Any, *_: Any) -> None:
+    def _after_execute(
+        self, conn: Connection, statement: Any, multiparams: Any, params: Any, *_: Any
+    ) -> None:
         table = getattr(statement, "table", None) if isinstance(statement, UpdateBase) else None
-        if table is not None and getattr(table, "name", None) in LISTING_TABLES:
+        name = getattr(table, "name", None)
+        if name in LISTING_TABLES and _shows(name, statement, multiparams, params):
             self.clear()
             if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
                 self._announce()  # committed already
@@ -444,6 +454,21 @@ class ListingCache:
 
 
 _WROTE_LISTING = "cohort_wrote_listing"
+
+
+def _shows(table: str, statement: UpdateBase, multiparams: Any, params: Any) -> bool:
+    """Whether this write of a listing table can change a listing (``LISTING_COLUMNS``)."""
+    columns = LISTING_COLUMNS.get(table)
+    if columns is None or isinstance(statement, Delete):
+        return True
+    if isinstance(statement, Insert):
+        return False
+    # The columns an UPDATE sets: its values (Core) or its parameters' keys (an ORM flush).
+    names = {getattr(c, "key", c) for c in getattr(statement, "_values", None) or ()}
+    names.update(params or ())
+    for each in multiparams or ():
+        names.update(each)
+    return not names or not columns.isdisjoint(names)
 
 
 class CourseSearch:

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from catalog.handlers_learning import (
     CatalogPage,
@@ -36,8 +36,10 @@ from catalog.services import CATALOG
 from hub.app import create_app
 from hub.clock import FakeClock
 from hub.db import Database
+from hub.identity.models import User
 from hub.services import HUB
 from hub.settings import Settings
+from media.models import Video
 from tests.catalog import test_learning
 from tests.catalog.test_learning import buy, course_with, search, text_lesson
 from tests.conftest import Account, log_in, sign_up
@@ -595,4 +597,45 @@ async def test_a_write_through_another_hub_empties_this_hubs_listings(
     assert cache.pages.peek(KEY) is not None
     for hook in apps[0][HUB].broker.on_reconnect:
         await hook()
+    assert cache.pages.peek(KEY) is None
+
+
+async def test_writes_that_show_on_no_card_leave_the_listings(
+    client: Any, app: web.Application
+) -> None:
+    """A sign-up, or a video's progress (written every second while it transcodes), would
+    otherwise empty every hub's listings: only what a card shows counts."""
+    cache = app[CATALOG].search.cache
+    db = app[HUB].db
+
+    async def load(_fresh_for: float) -> Page:
+        return Page(b"kept")
+
+    async def kept_after(write: Any) -> bool:
+        await cache.pages.get(KEY, load)
+        async with db.transaction() as s:
+            await s.execute(write)
+        return cache.pages.peek(KEY) is not None
+
+    ana = await sign_up(client, "Ana")
+    await cache.pages.get(KEY, load)
+    await sign_up(client, "Bo")
+    assert cache.pages.peek(KEY) is not None
+    assert await kept_after(update(Video).where(Video.id == "v").values(stage="encoding"))
+    assert not await kept_after(update(Video).where(Video.id == "v").values(status="ready"))
+    assert not await kept_after(update(Video).where(Video.id == "v").values(duration=3.0))
+    assert not await kept_after(delete(Video).where(Video.id == "v"))
+    assert await kept_after(update(User).where(User.id == ana.id).values(bio="hi"))
+    assert not await kept_after(update(User).where(User.id == ana.id).values(display_name="A"))
+    # The same through an ORM flush (its parameters name the columns it sets).
+    await cache.pages.get(KEY, load)
+    async with db.transaction() as s:
+        user = await s.get(User, ana.id)
+        assert user is not None
+        user.bio = "still nothing a card shows"
+    assert cache.pages.peek(KEY) is not None
+    async with db.transaction() as s:
+        user = await s.get(User, ana.id)
+        assert user is not None
+        user.display_name = "Ana B."
     assert cache.pages.peek(KEY) is None
