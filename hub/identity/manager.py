@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hub.clock import Clock
-from hub.db import Database, Prepared
+from hub.db import Database
 from hub.errors import (
     Conflict,
     ErrorCode,
@@ -32,6 +32,7 @@ from hub.identity.passwords import (
     check_password_policy,
     normalize_email,
 )
+from hub.identity.principals import PrincipalReads
 from hub.identity.tokens import AccessTokens, RefreshSecrets
 from hub.ratelimit import RateLimiter
 
@@ -84,7 +85,6 @@ _PRINCIPAL_QUERY = (
     .select_from(_USERS.join(_SESSIONS, _SESSIONS.c.user_id == _USERS.c.id))
     .where(_USERS.c.id == bindparam("user_id"), _SESSIONS.c.id == bindparam("session_id"))
 )
-_PRINCIPAL_PG = Prepared(_PRINCIPAL_QUERY)
 
 
 def _check_password(password: str, *, email: str, display_name: str) -> None:
@@ -114,6 +114,7 @@ class IdentityManager:
         self._limiter = limiter
         self._clock = clock
         self._policy = policy
+        self._principals = PrincipalReads(db)
         # Called after an account is created (the wallet's signup grant, …); a failing hook is
         # logged, never undoes the registration: each hook must be safe to run again later.
         self.on_registered: list[Callable[[User], Awaitable[None]]] = []
@@ -380,7 +381,8 @@ class IdentityManager:
         """
         claims = self._access.verify(access_token)
         # One statement outside a transaction: this runs on every authenticated request (on
-        # PostgreSQL on the driver's connection, without SQLAlchemy's work per statement).
+        # PostgreSQL one statement for the requests that wait at the same time, on the
+        # driver's connection, without SQLAlchemy's work per statement).
         values: dict[str, Any] | None
         if self._db.is_sqlite:
             async with self._db.connect() as conn:
@@ -392,11 +394,7 @@ class IdentityManager:
                 ).first()
             values = None if found is None else found._asdict()
         else:
-            async with self._db.driver() as driver:
-                record = await _PRINCIPAL_PG.first(
-                    driver, user_id=claims.user_id, session_id=claims.session_id
-                )
-            values = None if record is None else dict(record)
+            values = await self._principals.read(claims.user_id, claims.session_id)
         if values is None or values.pop("session_revoked_at") is not None:
             raise Unauthenticated("This session has ended.", code=ErrorCode.SESSION_REVOKED)
         return Principal(user=User(**values), session_id=claims.session_id)

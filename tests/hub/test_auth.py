@@ -376,6 +376,65 @@ async def test_sessions_list_and_end_one(client: Client) -> None:
     assert [s["current"] for s in listed["items"]] == [True]
 
 
+async def test_requests_sent_together_each_get_their_own_sessions_answer(
+    client: Client, aiohttp_client: Any, settings: Any, clock: FakeClock, fast_hashing: Any
+) -> None:
+    # On PostgreSQL the session reads of requests waiting at the same time share a statement:
+    # each request must still be answered for its own user and session, ended on another hub.
+    from hub.app import create_app
+
+    other_hub = await aiohttp_client(create_app(settings, clock=clock, hashing=fast_hashing))
+    accounts = [await sign_up(client, f"User{i}") for i in range(9)]
+    ended = accounts[::3]
+    for account in ended:
+        resp = await other_hub.post("/api/auth/logout", headers=account.auth)
+        assert resp.status == 204
+    sent = accounts * 4
+    answers = await asyncio.gather(*(client.get("/api/me", headers=a.auth) for a in sent))
+    for account, resp in zip(sent, answers, strict=True):
+        body = await resp.json()
+        if account in ended:
+            assert (resp.status, body["code"]) == (401, "session_revoked")
+        else:
+            assert (resp.status, body["user"]["id"]) == (200, account.id)
+
+
+async def test_a_session_ended_on_another_hub_stops_the_next_request_under_load(
+    client: Client, aiohttp_client: Any, settings: Any, clock: FakeClock, fast_hashing: Any
+) -> None:
+    # Other requests keep this hub's session reads busy, so the next request's read may be
+    # asked for while another is in PostgreSQL: it must not be answered from that one.
+    from hub.app import create_app
+
+    other_hub = await aiohttp_client(create_app(settings, clock=clock, hashing=fast_hashing))
+    busy = await sign_up(client, "Busy")
+    stop = asyncio.Event()
+
+    async def keep_busy() -> int:
+        answered = 0
+        while not stop.is_set():
+            replies = await asyncio.gather(
+                *(client.get("/api/me", headers=busy.auth) for _ in range(8))
+            )
+            assert [r.status for r in replies] == [200] * 8
+            answered += len(replies)
+        return answered
+
+    load = asyncio.gather(keep_busy(), keep_busy())
+    try:
+        for i in range(6):
+            account = await sign_up(client, f"Ended{i}")
+            assert (await client.get("/api/me", headers=account.auth)).status == 200
+            resp = await other_hub.post("/api/auth/logout", headers=account.auth)
+            assert resp.status == 204
+            after = await client.get("/api/me", headers=account.auth)
+            assert after.status == 401
+            assert (await after.json())["code"] == "session_revoked"
+    finally:
+        stop.set()
+    assert all(await load)
+
+
 async def test_cannot_end_someone_elses_session(client: Client) -> None:
     ana = await sign_up(client, "Ana")
     bo = await sign_up(client, "Bo")
