@@ -248,8 +248,11 @@ class Notifications:
                     n.updated_at,
                 )
         actor_ids = {e.actor_id for e in events if e.actor_id is not None}
+        # Each person's card once: a notification shows up to MAX_ACTORS of them, and a batch
+        # of sales names the same buyers in many.
         people = {
-            p.id: p for p in await conn.execute(_PEOPLE, {"ids": sorted({*recipients, *actor_ids})})
+            p.id: _person(p)
+            for p in await conn.execute(_PEOPLE, {"ids": sorted({*recipients, *actor_ids})})
         }
         # Every notification touched, once, in order of first touch (by id() of the object).
         touched: dict[int, MergedNotification] = {}
@@ -308,8 +311,7 @@ class Notifications:
                 ],
             )
         views = [
-            NotificationView(row, [_person(people[a]) for a in row.actors if a in people])
-            for row in rows
+            NotificationView(row, [people[a] for a in row.actors if a in people]) for row in rows
         ]
         stored = await self._gateway.store.append_many(
             conn,
