@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jsonschema
+import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -106,6 +109,57 @@ async def test_request_id_is_generated_when_missing_or_unsafe(client: Client) ->
     resp = await client.get("/healthz", headers={"X-Request-Id": "bad id; with spaces"})
     assert resp.headers["X-Request-Id"] != "bad id; with spaces"
     assert len(resp.headers["X-Request-Id"]) == 32
+
+
+async def test_each_request_logs_one_access_line_with_its_id_route_status_and_duration(
+    client: Client,
+) -> None:
+    from hub.logs import JsonFormatter
+
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(JsonFormatter())
+    access = logging.getLogger("hub.access")
+    access.addHandler(handler)
+    level = access.level
+    access.setLevel(logging.INFO)
+    try:
+        resp = await client.get("/api/users/123456789", headers={"X-Request-Id": "req-access-0001"})
+        assert resp.status == 404
+        access.setLevel(logging.WARNING)  # a disabled level writes nothing
+        await client.get("/healthz")
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(level)
+    [line] = [orjson.loads(text) for text in lines.getvalue().splitlines()]
+    ts = line.pop("ts")
+    duration = line.pop("duration_ms")
+    assert line == {
+        "level": "info",
+        "logger": "hub.access",
+        "msg": "GET /api/users/123456789 404",
+        "request_id": "req-access-0001",
+        "method": "GET",
+        "path": "/api/users/123456789",
+        "route": "/api/users/{user_id}",
+        "status": 404,
+    }
+    assert isinstance(duration, float)
+    assert duration >= 0
+    logged = datetime.fromisoformat(ts)
+    assert logged.utcoffset() == timedelta(0)
+    assert abs(datetime.now(UTC) - logged) < timedelta(minutes=1)
+
+
+@pytest.mark.parametrize("created", [1_764_243_000.0, 1_764_243_000.0421, 1_764_243_059.9994])
+def test_json_log_timestamps_are_utc_iso_to_the_millisecond(created: float) -> None:
+    from hub.logs import JsonFormatter
+
+    formatter = JsonFormatter()
+    for at in (created, created + 1.5, created):  # a second rendered before, then a new one
+        record = logging.makeLogRecord({"msg": "x", "created": at, "msecs": (at % 1) * 1000})
+        expected = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+        assert orjson.loads(formatter.format(record))["ts"] == expected
 
 
 async def test_openapi_document_is_valid_and_complete(client: Client, app: web.Application) -> None:
