@@ -25,9 +25,10 @@ keys are replayed (same answer, no money moves), ``cohort ledger verify`` runs a
 database and the number of enrollments is checked against the 201s.
 
 Then, with the hub stopped, the peer: the same statements the hub sends for a purchase, from
-asyncpg in this process (no HTTP, no ORM; the sales batched as the hub batches them, by the
-hub's own code), on further fresh pairs for ``--peer-seconds``: what PostgreSQL and the
-ledger's row locks allow on this machine. ``cohort ledger verify`` runs last.
+asyncpg in this process (no HTTP, no ORM; the session reads and the sales batched as the hub
+batches them, by the hub's own code), on further fresh pairs for ``--peer-seconds``: what
+PostgreSQL and the ledger's row locks allow on this machine. ``cohort ledger verify`` runs
+last.
 
 The machine's cores are shared by the hub, PostgreSQL and this client: the JSON reports the
 CPU seconds of each over the timed window, and how busy the rest of the machine was.
@@ -211,12 +212,9 @@ class PurchasePlan:
 
 # The peer: the hub's own SQL for one purchase, sent by asyncpg straight from this process (no
 # HTTP, no SQLAlchemy): what the database and the ledger's locking allow on this machine. The
-# sale goes through the hub's own batches (catalog.purchases: the sales asked for while others
-# are written go together in one statement), imported from this tree.
-PEER_SQL = {
-    "principal": "SELECT u.*, s.revoked_at AS session_revoked_at FROM users u "
-    "JOIN auth_sessions s ON s.user_id = u.id WHERE u.id = $1 AND s.id = $2",
-}
+# session read and the sale go through the hub's own batches (hub.identity.principals: the
+# reads asked for while others run go together in one statement; catalog.purchases: likewise
+# the sales), imported from this tree.
 
 
 def session_of(token: str) -> str:
@@ -228,9 +226,7 @@ def session_of(token: str) -> str:
 async def peer(
     url: str, plan: PurchasePlan, clients: int, seconds: float, share_percent: int
 ) -> dict[str, Any]:
-    """The same purchases as SQL from asyncpg, ``clients`` connections, for ``seconds``."""
-    dsn = "postgresql://" + url.split("://", 1)[1]
-    pool = await asyncpg.create_pool(dsn, min_size=clients, max_size=clients)
+    """The same purchases as SQL from asyncpg, ``clients`` workers, for ``seconds``."""
     samples = hubbench.Samples()
     # This process in the hub's place: `hub_s` and `client_s` are both this client.
     meter = hubbench.CpuMeter(os.getpid())
@@ -242,15 +238,16 @@ async def peer(
 
     from catalog.purchases import _Order, _SaleBatches
     from hub.db import Database
+    from hub.identity.principals import PrincipalReads
     from payments.idempotency import KeyUse
 
-    # The hub's own batches of sales (catalog.purchases), on a Database of this process.
+    # The hub's own batches of session reads and of sales, on a Database of this process.
     db = Database(url)
+    principals = PrincipalReads(db)
     sales = _SaleBatches(db, share_percent)
 
-    async def buy(conn: asyncpg.Connection, student: Account, course_id: int) -> str:
-        sid = session_of(student.token)
-        row = await conn.fetchrow(PEER_SQL["principal"], student.user_id, sid)
+    async def buy(student: Account, course_id: int) -> str:
+        row = await principals.read(student.user_id, session_of(student.token))
         if row is None or row["session_revoked_at"] is not None:
             return "401"
         key = KeyUse(student.user_id, uuid.uuid4().hex, "peer")
@@ -260,21 +257,19 @@ async def peer(
         return "201"
 
     async def worker(index: int) -> None:
-        async with pool.acquire() as conn:
-            while time.perf_counter() < end:
-                pair = plan.next_pair(index)
-                if pair is None:
-                    samples.exhausted += 1
-                    return
-                t0 = time.perf_counter()
-                status = await buy(conn, *pair)
-                samples.add(time.perf_counter() - t0, status)
+        while time.perf_counter() < end:
+            pair = plan.next_pair(index)
+            if pair is None:
+                samples.exhausted += 1
+                return
+            t0 = time.perf_counter()
+            status = await buy(*pair)
+            samples.add(time.perf_counter() - t0, status)
 
     try:
         await asyncio.gather(*(worker(i) for i in range(clients)))
         cpu = meter.stop()
     finally:
-        await pool.close()
         await db.dispose()
     window = time.perf_counter() - started
     result = hubbench.summarize(samples, window)
@@ -446,9 +441,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "latency: from sending the request to reading the whole answer, in the client",
         "every purchase is a fresh (student, course) pair with its own Idempotency-Key; "
         "coins suffice, so every answer should be 201",
-        "peer_asyncpg_same_sql: the statements the hub sends for a purchase (principal; the "
-        "sale, in the hub's batches: one statement per batch that also keeps the keys' answers "
-        "and queues the teachers' notifications), from asyncpg in this process with no HTTP "
+        "peer_asyncpg_same_sql: the statements the hub sends for a purchase (the session read "
+        "and the sale, each in the hub's batches: one statement per batch of session reads, "
+        "one per batch of sales that also keeps the keys' answers and queues the teachers' "
+        "notifications), from asyncpg in this process with no HTTP "
         "and no ORM, after the hub "
         "has stopped; the hub's other work per sale (delivering the teacher's notification "
         "from the outbox) is not in it. It bounds what the database and the ledger's row "
