@@ -34,6 +34,7 @@ from hub.db import Database
 from hub.errors import CohortError, ErrorCode, Forbidden, NotFound, Unauthenticated
 from hub.identity.models import AuthSession, User
 from hub.ratelimit import RateLimiter
+from hub.realtime.collector import Collector
 from hub.realtime.commit import GroupCommit
 from hub.realtime.presence import REFRESH_EVERY, PresenceStore
 from hub.realtime.store import (
@@ -61,6 +62,10 @@ MAX_CHANNELS_PER_CONNECTION = 200
 MAX_BAD_FRAMES = 10
 REPLAY_PAGE = 500
 MAX_PENDING = 1024  # messages held for a channel while its replay is being sent
+# A durable message that arrives ahead of a missing one waits this long for it (seconds), and
+# at most this many per channel, before the gap is read from the database.
+GAP_WAIT = 0.25
+MAX_EARLY = 256
 # Cards (name, colour) of online users kept for presence lists: how many, and for how long.
 PEOPLE_CACHED = 50_000
 PEOPLE_TTL = 60.0
@@ -267,7 +272,13 @@ class Gateway:
         self._joining: dict[str, asyncio.Future[None]] = {}
         self._last_seq: dict[str, int] = {}
         self._repairing: dict[str, list[int]] = {}
+        # Durable messages that came ahead of a gap (channel -> seq -> frame), each channel's
+        # for at most GAP_WAIT seconds (the timer), then the gap is read from the database.
+        self._early: dict[str, dict[int, bytes]] = {}
+        self._gap_timers: dict[str, asyncio.TimerHandle] = {}
         self.connections: set[Connection] = set()
+        # The garbage collector's policy while this hub holds many sockets (collector.py).
+        self._collector = Collector()
         # channel -> user id -> local connections (presence counts users, not tabs)
         self._present: dict[str, dict[int, int]] = {}
         # user id -> (their card in presence lists, monotonic time it was read): a big room's
@@ -309,6 +320,7 @@ class Gateway:
             asyncio.create_task(self._keep_presence(), name="gateway-presence"),
             asyncio.create_task(self._announce_presence(), name="gateway-presence-events"),
             asyncio.create_task(self._listen_for_control(), name="gateway-control"),
+            asyncio.create_task(self._collector.run(), name="gateway-collector"),
         ]
 
     async def _listen_for_control(self) -> None:
@@ -485,10 +497,46 @@ class Gateway:
         if seq <= last:
             return
         if seq > last + 1:
-            self._repairing[channel] = [seq]
-            asyncio.get_running_loop().create_task(self._repair(channel))
+            # Usually the missing ones are on their way: another hub stored them just before
+            # this one, and its broker message is still in flight. Wait for them a moment
+            # before reading the gap from the database.
+            early = self._early.setdefault(channel, {})
+            early[seq] = frame
+            if len(early) > MAX_EARLY:
+                self._fill_gap(channel)
+            elif channel not in self._gap_timers:
+                self._gap_timers[channel] = asyncio.get_running_loop().call_later(
+                    GAP_WAIT, self._fill_gap, channel
+                )
             return
         self._deliver(channel, seq, frame)
+        ahead = self._early.get(channel)
+        if ahead is not None:
+            while (next_frame := ahead.pop(seq + 1, None)) is not None:
+                seq += 1
+                self._deliver(channel, seq, next_frame)
+            for stale in [n for n in ahead if n <= seq]:
+                del ahead[stale]
+            if not ahead:
+                self._forget_gap(channel)
+
+    def _fill_gap(self, channel: str) -> None:
+        """The messages that came ahead of a gap waited long enough: read the gap (and them)
+        from the database."""
+        early = self._forget_gap(channel)
+        if not early or channel not in self.members:
+            return
+        if channel in self._repairing:
+            self._repairing[channel].extend(early)
+            return
+        self._repairing[channel] = list(early)
+        asyncio.get_running_loop().create_task(self._repair(channel))
+
+    def _forget_gap(self, channel: str) -> dict[int, bytes]:
+        timer = self._gap_timers.pop(channel, None)
+        if timer is not None:
+            timer.cancel()
+        return self._early.pop(channel, {})
 
     def _deliver(self, channel: str, seq: int, frame: bytes) -> None:
         self._last_seq[channel] = seq
@@ -563,6 +611,7 @@ class Gateway:
         if not members and channel not in self._joining:
             del self.members[channel]
             self._last_seq.pop(channel, None)
+            self._forget_gap(channel)
             self._online.pop(channel, None)
             assert self._sub is not None
             await self._sub.remove(channel)
@@ -766,11 +815,13 @@ class Gateway:
             return ws
         conn = Connection(ws, transport, user, ticket.session_id, self._send_buffer)
         self.connections.add(conn)
+        self._collector.opened()
         try:
             await self._read_loop(conn)
         finally:
             conn.closing = True
             self.connections.discard(conn)
+            self._collector.closed()
             for channel in list(conn.channels):
                 await self._unsubscribe(conn, channel)
             for hook in self.hooks_on_disconnect:

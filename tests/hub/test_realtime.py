@@ -19,7 +19,7 @@ from sqlalchemy import Table
 from hub.clock import FakeClock
 from hub.identity.models import User
 from hub.realtime.gateway import BasePolicy, Sender
-from hub.realtime.store import Companion, message_frame
+from hub.realtime.store import Companion, message_frame, wire
 from hub.services import HUB
 from rooms.models import ChatMessage
 from tests.conftest import Account, sign_up
@@ -224,6 +224,29 @@ async def test_a_gap_on_the_broker_is_filled_from_storage(
         (2, "lost-2"),
         (3, "third"),
     ]
+
+
+async def test_a_message_ahead_of_a_gap_waits_for_the_missing_one(
+    client: TestClient[Any, Any], rooms: web.Application
+) -> None:
+    """A durable message that arrives before the one it follows (another hub stored that one
+    first; its broker message is still in flight) waits for it and both go out in order, from
+    the broker: these two are not even in the database."""
+    gateway = rooms[HUB].gateway
+    ana = await sign_up(client, "Ana")
+    sock = await connect(client, ana)
+    await sock.subscribe("room:race")
+    broker = rooms[HUB].broker
+    for seq in (2, 1):
+        frame = message_frame("room:race", seq, {"text": f"in flight {seq}"})
+        await broker.publish("room:race", wire(seq, frame))
+    frames = await sock.recv_until(lambda f: f.get("seq") == 2)
+    messages = [f for f in frames if f["op"] == "message" and f["seq"] is not None]
+    assert [(f["seq"], f["data"]["text"]) for f in messages] == [
+        (1, "in flight 1"),
+        (2, "in flight 2"),
+    ]
+    assert await gateway.store.heads(["room:race"]) == {"room:race": 0}
 
 
 async def test_concurrent_publishes_share_transactions_without_gaps(
