@@ -597,7 +597,19 @@ async def measure(
                 opened["background_cores_before"] = background
                 result["open_loop"] = opened
         result["hub_error_log_lines"] = hub.error_lines()
+        result["hub_rss_mib"] = resident_mib(hub.pid)
     return result
+
+
+def resident_mib(pid: int) -> float | None:
+    """The process's resident memory (MiB), listing caches included; None if unknown."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
