@@ -517,9 +517,13 @@ def run_ffmpeg(
 
 # Inspecting an output (untimed) -------------------------------------------------------------
 
+# An instance name says what a rung is compared with: `u`, the source itself (the rung scaled
+# up to the source's size), or `r`, the source scaled down to the rung's size.
 _QUALITY_LINE = re.compile(
-    r"\[(psnr|ssim)@r(\d+) @ [^\]]+\] (?:PSNR .*?average:(\S+)|SSIM .*?All:(\S+))"
+    r"\[(psnr|ssim)@([ur])(\d+) @ [^\]]+\] (?:PSNR .*?average:(\S+)|SSIM .*?All:(\S+))"
 )
+# How a rung is scaled back up to the source's size for the comparison with the source.
+UPSCALE_FLAGS = "bicubic"
 
 
 def _media_playlist(directory: Path) -> tuple[list[tuple[float, str]], Path]:
@@ -572,27 +576,45 @@ def inspect_output(
     timeout: float,
     ref_flags: str = "bicubic",
 ) -> dict[str, Any]:
-    """Per-rung PSNR/SSIM against the source (one ffmpeg pass: the source is decoded once and
-    scaled to every rung with swscale ``ref_flags``), bitrates, segment alignment, x264 settings."""
+    """Per-rung PSNR/SSIM, bitrates, segment alignment and x264 settings.
+
+    Quality two ways, in one ffmpeg pass that decodes the source once:
+
+    * against the source (``psnr``, ``ssim``): each rung scaled back up to the source's size
+      (swscale ``UPSCALE_FLAGS``, the same for both tools) and compared with the source
+      frames as decoded, the usual way of scoring the rungs of a ladder. Neither tool's own
+      downscaler is the reference, so it scores the scaling and the encoding together;
+    * against the source scaled down to the rung's size (``psnr_scaled_ref``,
+      ``ssim_scaled_ref``) with swscale ``ref_flags``: with bicubic that is exactly the
+      ffmpeg peer's own encoder input, so for the peer it scores the encoding alone, and for a
+      tool that scales differently the difference between the two scalers as well.
+    """
     limit = ["-t", f"{quality_seconds:g}"] if quality_seconds else []
     command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", *limit, "-i"]
     command.append(str(source.path))
     n = len(planned)
-    graph = [f"[0:v]setpts=PTS-STARTPTS,split={n}" + "".join(f"[s{i}]" for i in range(n))]
+    graph = [f"[0:v]setpts=PTS-STARTPTS,split={2 * n}" + "".join(f"[s{i}]" for i in range(2 * n))]
     stats: list[Path] = []
+    outputs: list[str] = []
     for i, p in enumerate(planned):
         command += [*limit, "-i", str(out_dir / p.rung.name / "index.m3u8")]
         stats_file = out_dir / f".psnr-{i}.log"
         stats.append(stats_file)
         graph.append(
             f"[s{i}]scale={p.width}:{p.height}:flags={ref_flags},split[r{i}a][r{i}b];"
-            f"[{i + 1}:v]setpts=PTS-STARTPTS,split[d{i}a][d{i}b];"
-            f"[d{i}a][r{i}a]psnr@r{i}=stats_file={stats_file}[o{i}a];"
-            f"[d{i}b][r{i}b]ssim@r{i}[o{i}b]"
+            f"[s{n + i}]split[f{i}a][f{i}b];"
+            f"[{i + 1}:v]setpts=PTS-STARTPTS,split=3[d{i}a][d{i}b][d{i}c];"
+            f"[d{i}c]scale={source.width}:{source.height}:flags={UPSCALE_FLAGS},"
+            f"split[u{i}a][u{i}b];"
+            f"[d{i}a][r{i}a]psnr@r{i}[o{i}a];"
+            f"[d{i}b][r{i}b]ssim@r{i}[o{i}b];"
+            f"[u{i}a][f{i}a]psnr@u{i}=stats_file={stats_file}[o{i}c];"
+            f"[u{i}b][f{i}b]ssim@u{i}[o{i}d]"
         )
+        outputs += [f"[o{i}{k}]" for k in "abcd"]
     command += ["-filter_complex", ";".join(graph)]
-    for i in range(n):
-        command += ["-map", f"[o{i}a]", "-map", f"[o{i}b]"]
+    for label in outputs:
+        command += ["-map", label]
     command += ["-f", "null", "-"]
     try:
         done = subprocess.run(
@@ -602,15 +624,16 @@ def inspect_output(
         raise BenchError(f"the quality pass took over {timeout:.0f} s") from None
     if done.returncode != 0:
         raise BenchError(f"the quality pass failed: {done.stderr.strip()[-2000:]}")
-    scores: dict[tuple[str, int], float] = {}
+    scores: dict[tuple[str, str, int], float] = {}
     for match in _QUALITY_LINE.finditer(done.stderr):
-        kind, index = match.group(1), int(match.group(2))
-        value = match.group(3) if kind == "psnr" else match.group(4)
-        scores[(kind, index)] = float(value)
+        kind, against, index = match.group(1), match.group(2), int(match.group(3))
+        value = match.group(4) if kind == "psnr" else match.group(5)
+        scores[(kind, against, index)] = float(value)
     rungs = []
     extinfs = []
     for i, p in enumerate(planned):
-        if ("psnr", i) not in scores or ("ssim", i) not in scores:
+        wanted = [(k, a, i) for k in ("psnr", "ssim") for a in "ur"]
+        if any(key not in scores for key in wanted):
             raise BenchError(f"no PSNR/SSIM for {p.rung.name} in:\n{done.stderr[-2000:]}")
         frames = sum(1 for line in stats[i].read_text().splitlines() if line.startswith("n:"))
         stats[i].unlink()
@@ -620,8 +643,10 @@ def inspect_output(
             {
                 "name": p.rung.name,
                 "size": f"{p.width}x{p.height}",
-                "psnr": round(scores[("psnr", i)], 3),
-                "ssim": round(scores[("ssim", i)], 5),
+                "psnr": round(scores[("psnr", "u", i)], 3),
+                "ssim": round(scores[("ssim", "u", i)], 5),
+                "psnr_scaled_ref": round(scores[("psnr", "r", i)], 3),
+                "ssim_scaled_ref": round(scores[("ssim", "r", i)], 5),
                 "frames_compared": frames,
                 **_rung_bitrates(directory),
             }
@@ -872,10 +897,12 @@ def main(argv: list[str] | None = None) -> int:
         "notes": [
             "cohort also writes poster.jpg, storyboard.jpg/.vtt and download.mp4 (phases."
             "packaging_s, output_mb); the ffmpeg peer writes only the HLS ladder",
-            f"psnr (average of y/u/v) and ssim (All): each rung against the source scaled "
-            f"straight to the rung's size by the ffmpeg CLI (flags={args.ref_flags}); with "
-            "bicubic that is exactly the peer's own scaler, while cohort scales with PyAV's "
-            "FFmpeg and each rung from the next larger one",
+            "psnr (average of y/u/v) and ssim (All): each rung scaled back up to the source's "
+            f"size ({UPSCALE_FLAGS}, the same for both tools) against the source frames",
+            "psnr_scaled_ref, ssim_scaled_ref: each rung against the source scaled down to "
+            f"its size by the ffmpeg CLI (flags={args.ref_flags}); with bicubic that is exactly "
+            "the peer's own encoder input, while cohort scales with PyAV's FFmpeg and the "
+            "lower rungs from a larger rung",
             "background_cpu_s: CPU used by other processes during a run (a shared machine)",
         ],
         "sources": [],
