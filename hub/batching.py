@@ -52,7 +52,9 @@ class Coalescer(Generic[T, R]):
         self._waiting.append((item, future))
         if self._worker is None:
             self._worker = loop.create_task(self._work(), name=self._name)
-        return await asyncio.shield(future)
+        # No shield: a caller cancelled meanwhile cancels only its own future, which the worker
+        # skips (its item is handled with the batch all the same).
+        return await future
 
     async def idle(self) -> None:
         """Returns once nothing is left to handle: every call submitted so far, and those that

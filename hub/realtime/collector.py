@@ -103,7 +103,6 @@ class Collector:
                 "gc_collections": list(self._count),
                 "gc_total_ms": [round(t * 1000, 1) for t in self._total],
                 "gc_longest_ms": [round(t * 1000, 1) for t in self._longest],
-                "gc_frozen": gc.get_freeze_count(),
                 "sockets": self.open_sockets,
             },
         )

@@ -62,6 +62,9 @@ MAX_CHANNELS_PER_CONNECTION = 200
 MAX_BAD_FRAMES = 10
 REPLAY_PAGE = 500
 MAX_PENDING = 1024  # messages held for a channel while its replay is being sent
+# A reply goes straight to a socket with less than this unsent; beyond, through aiohttp's
+# writer, which waits for the socket to drain.
+REPLY_DIRECT = 64 * 1024
 # A durable message that arrives ahead of a missing one waits this long for it (seconds), and
 # at most this many per channel, before the gap is read from the database.
 GAP_WAIT = 0.25
@@ -211,11 +214,20 @@ class Connection:
         transport.write(framed if framed is not None else text_frame(frame))
 
     async def send(self, payload: dict[str, Any] | bytes) -> None:
-        """A reply or a replayed message, waiting for the socket to drain (replies and
-        replays are paced by the client)."""
+        """A reply or a replayed message, waiting for the socket to drain when it has much
+        unsent (replies and replays are paced by the client)."""
         if self.closing or self.ws.closed:
             return
         frame = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+        transport = self._transport
+        if transport.is_closing():
+            self.closing = True
+            return
+        if transport.get_write_buffer_size() < REPLY_DIRECT:
+            # Framed here and written at once, like channel messages: an ack per publish
+            # through aiohttp's writer cost more than the write itself.
+            transport.write(text_frame(frame))
+            return
         try:
             await self.ws.send_frame(frame, WSMsgType.TEXT)
         except (ConnectionError, RuntimeError):
