@@ -24,6 +24,7 @@ from catalog.handlers_learning import (
 from catalog.models import Course
 from catalog.search import (
     INDEXED_SORTS,
+    LISTINGS_CHANNEL,
     CourseSearch,
     ListedCourse,
     ListingCache,
@@ -34,6 +35,7 @@ from catalog.search import (
 )
 from catalog.services import CATALOG
 from hub.app import create_app
+from hub.broker import MemoryBroker
 from hub.clock import FakeClock
 from hub.db import Database
 from hub.identity.models import User
@@ -639,3 +641,28 @@ async def test_writes_that_show_on_no_card_leave_the_listings(
         assert user is not None
         user.display_name = "Ana B."
     assert cache.pages.peek(KEY) is None
+
+
+async def test_each_committed_write_is_announced_to_the_other_hubs(database_url: str) -> None:
+    """Announced once committed, whether the statement commits by itself (``connect`` on
+    PostgreSQL) or with its transaction; another hub's announcement empties the cache."""
+    db = Database(database_url)
+    broker = MemoryBroker()
+    cache = ListingCache(ttl=60, now=Now())
+    cache.watch(db.engine)
+    other_hub = await broker.subscribe(LISTINGS_CHANNEL)
+    try:
+        async with cache.broadcast(broker):
+            async with db.connect(writes=True) as conn:
+                await conn.execute(update(Course).where(Course.id == -1).values(title="x"))
+            first = await asyncio.wait_for(other_hub.get(), 5)
+            async with db.transaction() as s:
+                await s.execute(update(Course).where(Course.id == -1).values(title="y"))
+            assert (await asyncio.wait_for(other_hub.get(), 5)).data == first.data
+            emptied = asyncio.Event()
+            cache.clear = emptied.set  # type: ignore[method-assign]
+            await broker.publish(LISTINGS_CHANNEL, b"another hub")
+            await asyncio.wait_for(emptied.wait(), 5)
+    finally:
+        await other_hub.close()
+        await db.dispose()
