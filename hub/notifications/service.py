@@ -19,7 +19,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Row,
+    String,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.clock import Clock
@@ -103,8 +115,15 @@ class Event:
 # Outbox rows delivered per transaction at most; and how long a delivery waits after being
 # told of new rows for more to join them: at a thousand sales a second some two hundred go
 # in one transaction, which costs the hub and PostgreSQL half as much per row as fifty do.
-DELIVERY_BATCH = 500
+DELIVERY_BATCH = 1000
 DELIVERY_LINGER_SECONDS = 0.2
+# After a round that delivered this many rows or more, the next one waits longer: what one
+# round costs goes mostly by the notifications it touches, and the longer a busy outbox fills
+# the more of its rows merge into the same ones (sales of a course: "Ana and 3 others
+# bought …"). At 650 sales a second of 600 courses, 0.9 notifications touched per sale after
+# 0.2 s, 0.6 after 1 s. A quiet hub keeps the short wait.
+DELIVERY_BUSY_ROWS = 100
+DELIVERY_BUSY_LINGER_SECONDS = 1.0
 # How often the outbox is looked at without being told (rows other hubs left behind).
 DELIVERY_POLL_SECONDS = 5.0
 
@@ -207,15 +226,18 @@ class Notifications:
                 log.warning("pending notifications left for the next hub", exc_info=True)
 
     async def _delivery_loop(self) -> None:
+        linger = DELIVERY_LINGER_SECONDS
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._pending.wait(), DELIVERY_POLL_SECONDS)
             # Rows committed while this one waits go in the same transaction.
-            await asyncio.sleep(DELIVERY_LINGER_SECONDS)
+            await asyncio.sleep(linger)
             self._pending.clear()
             try:
-                while await self.deliver_pending() == DELIVERY_BATCH:
-                    pass
+                delivered = await self.deliver_pending()
+                linger = lingering_after(delivered)
+                while delivered == DELIVERY_BATCH:
+                    delivered = await self.deliver_pending()
             except Exception:
                 # Nothing is lost: the rows stay in the outbox for the next round.
                 log.exception("could not deliver pending notifications")
@@ -230,12 +252,13 @@ class Notifications:
         starts a notification. Returns every notification touched, once, with its stored
         channel message, to announce after the commit."""
         recipients = sorted({e.user_id for e in events})
-        muted = {(u, t) for u, t in await conn.execute(_MUTED, {"users": recipients})}
+        muted_read, unread_read, people_read = _READS[conn.dialect.name == "postgresql"]
+        muted = {(u, t) for u, t in await conn.execute(muted_read, {"users": recipients})}
         keys = sorted({e.group_key for e in events if e.group_key is not None})
         merged: dict[tuple[int, str], MergedNotification] = {}
         if keys:
             # Oldest first, so the latest unread one of each group is the one kept.
-            for n in await conn.execute(_UNREAD_GROUPS, {"users": recipients, "keys": keys}):
+            for n in await conn.execute(unread_read, {"users": recipients, "keys": keys}):
                 merged[(n.user_id, n.group_key)] = MergedNotification(
                     n.id,
                     n.user_id,
@@ -252,7 +275,7 @@ class Notifications:
         # of sales names the same buyers in many.
         people = {
             p.id: _person(p)
-            for p in await conn.execute(_PEOPLE, {"ids": sorted({*recipients, *actor_ids})})
+            for p in await conn.execute(people_read, {"ids": sorted({*recipients, *actor_ids})})
         }
         # Every notification touched, once, in order of first touch (by id() of the object).
         touched: dict[int, MergedNotification] = {}
@@ -427,6 +450,14 @@ class Notifications:
         ]
 
 
+def lingering_after(delivered: int) -> float:
+    """How long the next delivery waits for rows to join it, after a round whose first
+    transaction delivered ``delivered`` rows."""
+    return (
+        DELIVERY_BUSY_LINGER_SECONDS if delivered >= DELIVERY_BUSY_ROWS else DELIVERY_LINGER_SECONDS
+    )
+
+
 def _known(type: str) -> str:
     if type not in TYPES:
         raise ValueError(f"unknown notification type {type!r}")
@@ -452,23 +483,40 @@ _TAKE = (
     )
     .returning(*PendingNotification.__table__.c)
 )
-_MUTED = select(NotificationPreference.user_id, NotificationPreference.type).where(
-    NotificationPreference.user_id.in_(bindparam("users", expanding=True)),
-    NotificationPreference.muted.is_(True),
-)
-_UNREAD_GROUPS = (
-    select(Notification.__table__)
-    .where(
-        Notification.user_id.in_(bindparam("users", expanding=True)),
-        Notification.group_key.in_(bindparam("keys", expanding=True)),
-        Notification.read_at.is_(None),
+
+
+def _one_of(column: Any, name: str, item: Any, *, array: bool) -> Any:
+    """``column IN (…)`` for a list bound as ``name``. On PostgreSQL as ``= ANY (array)``: an
+    expanded IN is other SQL for every length of the list, so the driver prepared these
+    statements again in most deliveries (a round trip, and PostgreSQL's parse and plan)."""
+    if array:
+        return column == any_(bindparam(name, type_=ARRAY(item)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+def _reads(*, array: bool) -> tuple[Any, Any, Any]:
+    """The reads of a delivery: muted types, unread groups, people."""
+    muted = select(NotificationPreference.user_id, NotificationPreference.type).where(
+        _one_of(NotificationPreference.user_id, "users", BigInteger, array=array),
+        NotificationPreference.muted.is_(True),
     )
-    .order_by(Notification.id)
-    .with_for_update()
-)
-_PEOPLE = select(User.id, User.display_name, User.avatar_color).where(
-    User.id.in_(bindparam("ids", expanding=True))
-)
+    unread_groups = (
+        select(Notification.__table__)
+        .where(
+            _one_of(Notification.user_id, "users", BigInteger, array=array),
+            _one_of(Notification.group_key, "keys", String, array=array),
+            Notification.read_at.is_(None),
+        )
+        .order_by(Notification.id)
+        .with_for_update()
+    )
+    people = select(User.id, User.display_name, User.avatar_color).where(
+        _one_of(User.id, "ids", BigInteger, array=array)
+    )
+    return muted, unread_groups, people
+
+
+_READS = {False: _reads(array=False), True: _reads(array=True)}
 _INSERT_NOTIFICATION = insert(Notification).returning(Notification.id, sort_by_parameter_order=True)
 _UPDATE_NOTIFICATION = (
     update(Notification)

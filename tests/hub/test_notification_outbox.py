@@ -93,3 +93,17 @@ async def test_the_hub_delivers_the_outbox_by_itself(client: Client, app: web.Ap
     assert frames[-1]["data"]["notification"]["text"] == "Ana bought Course 1"
     await sock.ws.close()
     assert await _left(app) == 0
+
+
+def test_a_busy_outbox_waits_longer_for_rows_to_merge() -> None:
+    from hub.notifications.service import (
+        DELIVERY_BUSY_LINGER_SECONDS,
+        DELIVERY_BUSY_ROWS,
+        DELIVERY_LINGER_SECONDS,
+        lingering_after,
+    )
+
+    assert DELIVERY_LINGER_SECONDS < DELIVERY_BUSY_LINGER_SECONDS <= 1.0
+    assert lingering_after(0) == DELIVERY_LINGER_SECONDS
+    assert lingering_after(DELIVERY_BUSY_ROWS - 1) == DELIVERY_LINGER_SECONDS
+    assert lingering_after(DELIVERY_BUSY_ROWS) == DELIVERY_BUSY_LINGER_SECONDS
