@@ -881,6 +881,11 @@ class Kernels:
                 await self.renew()
                 await self.adopt()
             except Exception:
+                if _cancelled():
+                    # close() cut the round short: SQLAlchemy may report the cancelled
+                    # statement as an error of its own (PendingRollbackError), which must not
+                    # keep the loop, and with it close(), going.
+                    raise asyncio.CancelledError from None
                 log.exception("kernel lease round failed")
             await asyncio.sleep(self.tuning.lease_seconds / 3)
 
@@ -1328,4 +1333,12 @@ class Kernels:
             try:
                 await self.cull()
             except Exception:
+                if _cancelled():
+                    raise asyncio.CancelledError from None
                 log.exception("kernel culling failed")
+
+
+def _cancelled() -> bool:
+    """Whether the running task was asked to stop (an error it then met may be the cut)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
