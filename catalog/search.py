@@ -413,8 +413,11 @@ class ListingCache:
             broker.on_reconnect.remove(reconnected)
             for task in tasks:
                 task.cancel()
-            await subscription.close()
             await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                await subscription.close()
+            except Exception:  # the broker is gone already: nothing left to unsubscribe
+                log.warning("listing announcements not unsubscribed cleanly", exc_info=True)
 
     def _announce(self) -> None:
         if self._written is not None:
