@@ -5,6 +5,7 @@ shows."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import re
@@ -29,6 +30,7 @@ from sqlalchemy import (
     bindparam,
     case,
     event,
+    exc,
     exists,
     func,
     literal_column,
@@ -43,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql.dml import Delete, Insert, UpdateBase
 
 from catalog.models import Course, CourseTag, Lesson, Section
-from hub.broker import Broker
+from hub.broker import Broker, Subscription
 from hub.db import Database, Prepared
 from hub.identity.models import User
 from media.models import Video
@@ -383,13 +385,26 @@ class ListingCache:
         that commit close together are sent as one."""
         origin = uuid.uuid4().hex.encode()
         written = asyncio.Event()
-        subscription = await broker.subscribe(LISTINGS_CHANNEL)
+        subscribed: list[Subscription] = []
 
         async def reconnected() -> None:
             self.clear()
 
         async def listen() -> None:
-            async for message in subscription:
+            # The hub starts while the broker is down (readyz says so); until the subscription
+            # is made, other hubs' writes show within ttl, and it empties the cache once made.
+            delay = 0.5
+            while not subscribed:
+                try:
+                    subscribed.append(await broker.subscribe(LISTINGS_CHANNEL))
+                except Exception:
+                    log.warning("listing announcements: broker unavailable, retrying")
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+                else:
+                    if delay > 0.5:
+                        self.clear()
+            async for message in subscribed[0]:
                 if message.data != origin:
                     self.clear()
 
@@ -414,10 +429,11 @@ class ListingCache:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            try:
-                await subscription.close()
-            except Exception:  # the broker is gone already: nothing left to unsubscribe
-                log.warning("listing announcements not unsubscribed cleanly", exc_info=True)
+            for subscription in subscribed:
+                try:
+                    await subscription.close()
+                except Exception:  # the broker is gone already: nothing left to unsubscribe
+                    log.warning("listing announcements not unsubscribed cleanly", exc_info=True)
 
     def _announce(self) -> None:
         if self._written is not None:
@@ -448,7 +464,11 @@ class ListingCache:
             self._announce()
 
     def _on_rollback(self, conn: Connection) -> None:
-        conn.info.pop(_WROTE_LISTING, None)
+        # A transaction cut short (a cancelled statement) is being rolled back: its connection
+        # refuses `info` until then, and raising here would fail the rollback itself. The
+        # flag, if any, costs at most one needless emptying of the cache.
+        with contextlib.suppress(exc.SQLAlchemyError):
+            conn.info.pop(_WROTE_LISTING, None)
 
     async def close(self) -> None:
         """Stop background refreshes (the database is about to go)."""
