@@ -236,6 +236,26 @@ def test_cli_verify_names_what_is_wrong(
     assert "cached balance 49 but entries sum to 50" in err
 
 
+async def test_verify_names_a_transfer_without_entries(
+    app: web.Application, client: Client
+) -> None:
+    """A transfer row with no entries (written past the ledger) is reported by id, beside a
+    ledger that is otherwise whole."""
+    ledger = app[PAYMENTS].ledger
+    db = app[HUB].db
+    await _funded(ledger, db, 10)
+    assert await ledger.verify() == []
+    async with db.transaction() as s:
+        await s.execute(
+            text(
+                "INSERT INTO ledger_transfers (kind, memo, reference, created_at) "
+                "VALUES ('stray', '', '{}', CURRENT_TIMESTAMP)"
+            )
+        )
+        stray = (await s.execute(text("SELECT max(id) FROM ledger_transfers"))).scalar_one()
+    assert await ledger.verify() == [f"transfer {stray}: has no entries"]
+
+
 # Property: the ledger conserves coins and never goes negative, whatever happens. ----------
 
 
