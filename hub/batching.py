@@ -30,16 +30,21 @@ class Coalescer(Generic[T, R]):
         max_batch: int,
         name: str,
         gate: Callable[[], Awaitable[None]] | None = None,
+        workers: int = 1,
     ) -> None:
         """``gate``, when given, is awaited before each batch is taken: calls keep joining the
         batch until it returns (a stage that feeds another waits for it, so that both handle
-        the same, larger batches)."""
+        the same, larger batches). ``workers`` batches may be handled at once (two: one in the
+        database while the calls arriving meanwhile gather for the next)."""
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
         self._handle = handle
         self._gate = gate
         self._max_batch = max_batch
         self._name = name
+        self._max_workers = workers
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
-        self._worker: asyncio.Task[None] | None = None
+        self._workers: set[asyncio.Task[None]] = set()
         self._closed = False
 
     async def submit(self, item: T) -> R:
@@ -50,8 +55,8 @@ class Coalescer(Generic[T, R]):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         self._waiting.append((item, future))
-        if self._worker is None:
-            self._worker = loop.create_task(self._work(), name=self._name)
+        if len(self._workers) < self._max_workers:
+            self._workers.add(loop.create_task(self._work(), name=self._name))
         # No shield: a caller cancelled meanwhile cancels only its own future, which the worker
         # skips (its item is handled with the batch all the same).
         return await future
@@ -59,15 +64,15 @@ class Coalescer(Generic[T, R]):
     async def idle(self) -> None:
         """Returns once nothing is left to handle: every call submitted so far, and those that
         joined meanwhile, handled (at once when none is waiting)."""
-        if self._worker is not None:
-            await asyncio.wait([self._worker])  # however it ends
+        while self._workers:
+            await asyncio.wait(set(self._workers))  # however they end
 
     async def close(self) -> None:
         """Finish what was submitted; refuse anything new."""
         self._closed = True
-        if self._worker is not None:
+        if self._workers:  # none starts from now on
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(self._worker)
+                await asyncio.shield(asyncio.wait(set(self._workers)))
 
     async def _work(self) -> None:
         try:
@@ -81,9 +86,12 @@ class Coalescer(Generic[T, R]):
                     del self._waiting[: self._max_batch]
                     outcomes = await self._handle([item for item, _ in batch])
                 except asyncio.CancelledError:
-                    for _, future in batch + self._waiting:
+                    for _, future in batch:
                         future.cancel()
-                    self._waiting.clear()
+                    if len(self._workers) == 1:  # nobody is left to handle what waits
+                        for _, future in self._waiting:
+                            future.cancel()
+                        self._waiting.clear()
                     raise
                 except Exception as exc:
                     outcomes = [exc] * len(batch)
@@ -95,4 +103,6 @@ class Coalescer(Generic[T, R]):
                     else:
                         future.set_result(outcome)
         finally:
-            self._worker = None
+            # At once, with no await since the loop found nothing waiting: a call submitted
+            # from now on starts a worker of its own.
+            self._workers.discard(asyncio.current_task())

@@ -10,9 +10,9 @@ is only its own row.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
+from hub.batching import Coalescer
 from hub.db import Database
 from hub.identity.models import AuthSession, User
 
@@ -47,60 +47,25 @@ class PrincipalReads:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._waiting: list[tuple[int, str, asyncio.Future[Any]]] = []
-        self._readers: set[asyncio.Task[None]] = set()
+        self._reads: Coalescer[tuple[int, str], Any] = Coalescer(
+            self._read, max_batch=MAX_READ, name="principal-reads", workers=READS_AT_ONCE
+        )
 
     async def read(self, user_id: int, session_id: str) -> dict[str, Any] | None:
         """The user's columns and ``session_revoked_at``; None when no such session of this
         user exists. Read by a statement that started after this call."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        # Retrieved even when the request is gone (see the shield below).
-        future.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._waiting.append((user_id, session_id, future))
-        if len(self._readers) < READS_AT_ONCE:
-            reader = loop.create_task(self._read_all(), name="principal-reads")
-            self._readers.add(reader)
         # A request that goes away takes neither its read nor the others' with it.
-        record = await asyncio.shield(future)
+        record = await self._reads.submit((user_id, session_id))
         if record is None:
             return None
         values = dict(record)
         del values["n"]
         return values
 
-    async def _read_all(self) -> None:
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting[:MAX_READ], self._waiting[MAX_READ:]
-                await self._read(batch)
-        except asyncio.CancelledError:
-            if len(self._readers) == 1:  # nobody is left to read for those who wait
-                for _, _, future in self._waiting:
-                    future.cancel()
-                self._waiting.clear()
-            raise
-        finally:
-            # At once, with no await since the loop found nothing waiting: a request arriving
-            # from now on starts a reader of its own.
-            self._readers.discard(asyncio.current_task())
-
-    async def _read(self, batch: list[tuple[int, str, asyncio.Future[Any]]]) -> None:
-        try:
-            async with self._db.driver() as driver:
-                rows = await driver.fetch(
-                    PRINCIPALS, [user for user, _, _ in batch], [sid for _, sid, _ in batch]
-                )
-        except asyncio.CancelledError:
-            for _, _, future in batch:
-                future.cancel()
-            raise
-        except Exception as exc:
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
+    async def _read(self, batch: list[tuple[int, str]]) -> list[Any]:
+        async with self._db.driver() as driver:
+            rows = await driver.fetch(
+                PRINCIPALS, [user for user, _ in batch], [sid for _, sid in batch]
+            )
         found = {row["n"]: row for row in rows}
-        for n, (_, _, future) in enumerate(batch, start=1):
-            if not future.done():
-                future.set_result(found.get(n))
+        return [found.get(n) for n in range(1, len(batch) + 1)]
