@@ -60,3 +60,35 @@ async def test_survivors_are_frozen_and_thawed_once_enough_sockets_closed(
     assert gc.get_freeze_count() == 0
     gc.collect()
     assert alive() is None
+
+
+async def test_many_sockets_collect_young_on_a_clock_and_freeze_middle_survivors(
+    collector: Collector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With many sockets the young generations are collected on a clock, not only when
+    allocations outnumber deallocations (a hub replacing each socket's waiters as fast as it
+    makes new ones would otherwise let its young generation grow to tens of thousands of
+    objects), and what survives the middle generation is frozen without any full collection."""
+    import hub.realtime.collector as module
+
+    monkeypatch.setattr(module, "YOUNG_EVERY", 0.005)
+    generations: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop":
+            generations.append(info["generation"])
+
+    gc.callbacks.append(seen)
+    try:
+        for _ in range(FREEZE_FROM):
+            collector.opened()
+        kept = [Cycle() for _ in range(10)]
+        deadline = asyncio.get_running_loop().time() + 10
+        while gc.get_freeze_count() == 0:
+            assert asyncio.get_running_loop().time() < deadline, "nothing was frozen"
+            await asyncio.sleep(0.005)
+    finally:
+        gc.callbacks.remove(seen)
+    assert 1 in generations
+    assert 2 not in generations  # frozen after the middle generation, no full walk needed
+    assert len(kept) == 10
