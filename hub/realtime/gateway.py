@@ -84,7 +84,7 @@ STANDING = "standing"
 # Joins and leaves of a channel's members on this hub within this many seconds go out as one
 # presence event: a room of n filling up costs n events per member, not n² in all.
 PRESENCE_BATCH = 0.25
-# Channels whose presence lists are refreshed per round trip, and users' cards read per query.
+# Channels whose presence lists are read per round trip, and users' cards read per query.
 PRESENCE_CHUNK = 50
 CARDS_PER_READ = 1000
 
@@ -309,6 +309,9 @@ class Gateway:
         self._online_loading: dict[str, asyncio.Future[None]] = {}
         # Presence events heard while a channel's list is being (re)loaded: applied after.
         self._online_heard: dict[str, list[bytes]] = {}
+        # Set when every list must be read again (the broker reconnected: events may be lost).
+        self._presence_resync = asyncio.Event()
+        self._dropped_seen = 0
         self.hooks_on_disconnect: list[Callable[[Connection], Awaitable[None]]] = []
         # After a connection left a channel (unsubscribed, evicted or disconnected).
         self.hooks_on_leave: list[Callable[[User, str], Awaitable[None]]] = []
@@ -327,9 +330,17 @@ class Gateway:
         # No channel yet: a hub starts (and says it is not ready) while Redis is down.
         self._sub = await self._broker.subscribe(queue_size=100_000)
         self._broker.on_reconnect.append(self.catch_up)
+        # This hub counts in presence before its first member joins (else their entries would
+        # not count until the first beat). Redis may be down: the beats go on retrying.
+        try:
+            await self._presence.heartbeat()
+            first_beat = REFRESH_EVERY
+        except Exception:
+            log.warning("presence heartbeat failed; retrying", exc_info=True)
+            first_beat = 0.0
         self._tasks = [
             asyncio.create_task(self._route(), name="gateway-router"),
-            asyncio.create_task(self._keep_presence(), name="gateway-presence"),
+            asyncio.create_task(self._keep_presence(first_beat), name="gateway-presence"),
             asyncio.create_task(self._announce_presence(), name="gateway-presence-events"),
             asyncio.create_task(self._listen_for_control(), name="gateway-control"),
             asyncio.create_task(self._collector.run(), name="gateway-collector"),
@@ -362,6 +373,10 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._flush_presence()  # the last leaves
+        try:
+            await self._presence.retire()
+        except Exception:  # Redis is gone: the others see this hub die instead
+            log.warning("presence not retired", exc_info=True)
         if self._sub is not None:
             try:
                 await self._sub.close()
@@ -582,7 +597,9 @@ class Gateway:
             self._repairing.pop(channel, None)
 
     async def catch_up(self) -> None:
-        """After the broker reconnects: fetch whatever was published while it was away."""
+        """After the broker reconnects: fetch whatever was published while it was away, and
+        read the presence lists again (their events are not stored)."""
+        self._presence_resync.set()
         durable = [c for c in self.members if (p := self.policy_for(c)) and p.durable]
         if not durable:
             return
@@ -648,8 +665,8 @@ class Gateway:
         del users[user.id]
         if not users:
             del self._present[channel]
-        await self._presence.leave(channel, user.id)
-        self._presence_changed(channel, user.id, False, _person(user))
+        if not await self._presence.leave(channel, user.id, last_here=not users):
+            self._presence_changed(channel, user.id, False, _person(user))
 
     def _presence_changed(
         self, channel: str, user_id: int, joined: bool, card: dict[str, Any]
@@ -789,21 +806,48 @@ class Gateway:
             self._people.popitem(last=False)
         return card
 
-    async def _keep_presence(self) -> None:
+    async def _keep_presence(self, wait: float) -> None:
+        """Beat every ``REFRESH_EVERY`` seconds (one call however many channels this hub
+        serves). The lists kept here change only by presence events, and are read again
+        when one may have been missed: a hub died (its members leave without an event), the
+        broker reconnected, or this hub's broker queue overflowed. When the store lost this
+        hub's entries (Redis restarted), they are written again and announced as joins, so
+        that the other hubs' lists, read while they were missing, get them back."""
+        resync = False
         while True:
-            await asyncio.sleep(REFRESH_EVERY)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._presence_resync.wait(), wait)
+            resync = resync or self._presence_resync.is_set()
+            self._presence_resync.clear()
             try:
-                present = [(channel, set(users)) for channel, users in self._present.items()]
-                for at in range(0, len(present), PRESENCE_CHUNK):
-                    await self._presence.refresh(dict(present[at : at + PRESENCE_CHUNK]))
-                # Members of a hub that died leave without an event: the store forgets them.
-                # A few channels per round trip: one pipeline for thousands would hold the
-                # event loop (and every delivery) for tens of milliseconds.
-                channels = list(self._online)
-                for at in range(0, len(channels), PRESENCE_CHUNK):
-                    await self._load_online(*channels[at : at + PRESENCE_CHUNK])
+                beat = await self._presence.heartbeat()
+                if beat.lost:
+                    await self._restore_presence()
+                for hub in beat.dead:
+                    await self._presence.forget(hub)
+                dropped = self._sub.dropped if self._sub is not None else 0
+                if resync or beat.lost or beat.dead or dropped != self._dropped_seen:
+                    self._dropped_seen = dropped
+                    # A few channels per round trip: one pipeline for thousands would hold
+                    # the event loop (and every delivery) for tens of milliseconds.
+                    channels = list(self._online)
+                    for at in range(0, len(channels), PRESENCE_CHUNK):
+                        await self._load_online(*channels[at : at + PRESENCE_CHUNK])
+                resync = False
+                wait = REFRESH_EVERY
             except Exception:
-                log.warning("presence refresh failed", exc_info=True)
+                log.warning("presence heartbeat failed; retrying", exc_info=True)
+                resync = True  # read the lists again once it works
+                wait = 1.0
+
+    async def _restore_presence(self) -> None:
+        present = {channel: set(users) for channel, users in self._present.items()}
+        await self._presence.restore(present)
+        cards = await self._cards({u for users in present.values() for u in users})
+        for channel, users in present.items():
+            for user_id in users:
+                if user_id in cards:
+                    self._presence_changed(channel, user_id, True, cards[user_id])
 
     # Connections ------------------------------------------------------------------------------
 

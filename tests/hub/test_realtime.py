@@ -699,6 +699,20 @@ async def test_redis_restart_mid_conversation_loses_nothing(
     got = await again.recv_until(lambda f: f.get("seq") == 5)
     assert got[-1]["data"]["text"] == "after"
 
+    # Redis came back empty: each hub writes its members' presence again and announces them,
+    # so a newcomer on hub two soon sees Ana (on hub one) online, and Ben.
+    cy = await sign_up(two, "Cy")
+    c = await connect(two, cy)
+    await c.subscribe("room:live")
+    online: set[int] = set()
+    while not {ana.id, ben.id, cy.id} <= online:
+        frame = await c.recv(wait=15)
+        if frame.get("op") == "presence":
+            online = {u["id"] for u in frame["online"]}
+        elif frame.get("data", {}).get("type") == "presence":
+            online |= {u["id"] for u in frame["data"]["joined"]}
+            online -= {u["id"] for u in frame["data"]["left"]}
+
 
 async def test_evicted_users_stop_receiving(
     client: TestClient[Any, Any], rooms: web.Application
@@ -723,3 +737,54 @@ async def test_evicted_users_stop_receiving(
     await b.send({"op": "ping", "ref": "x"})
     rest = await b.recv_until(lambda f: f.get("op") == "pong")
     assert not any(f.get("seq") == 1 for f in rest)
+
+
+@pytest.fixture
+async def hubs(
+    aiohttp_client: Any,
+    settings: Any,
+    private_redis: PrivateRedis,
+    clock: FakeClock,
+    fast_hashing: Any,
+) -> tuple[Any, Any]:
+    """Two hub apps on a Redis of this test's own."""
+    return await two_hubs(aiohttp_client, settings, private_redis.url, clock, fast_hashing)
+
+
+@pytest.mark.redis
+async def test_a_user_with_tabs_on_two_hubs_is_not_announced_gone_while_one_is_open(
+    hubs: tuple[Any, Any],
+) -> None:
+    one, two = hubs
+    ana = await sign_up(one, "Ana")
+    ben = await sign_up(one, "Ben")
+    cy = await sign_up(two, "Cy")
+    b = await connect(one, ben)
+    await b.subscribe("room:both")
+    a_one = await connect(one, ana)
+    a_two = await connect(two, ana)
+    await a_one.subscribe("room:both")
+    await a_two.subscribe("room:both")
+    # Ana's tab on hub two closes; her tab on hub one stays.
+    gone = asyncio.Event()
+
+    async def on_leave(user: Any, channel: str) -> None:
+        if (user.id, channel) == (ana.id, "room:both"):
+            gone.set()
+
+    two.server.app[HUB].gateway.hooks_on_leave.append(on_leave)
+    await a_two.ws.close()
+    await asyncio.wait_for(gone.wait(), 5)
+    # Cy comes on hub two: hub two's events reach Ben in order, so a leave of Ana's would
+    # have come no later than Cy's join.
+    c = await connect(two, cy)
+    await c.subscribe("room:both")
+    frames = await b.recv_until(
+        lambda f: cy.id in {u["id"] for u in f.get("data", {}).get("joined", [])}, wait=10
+    )
+    left = [u["id"] for f in frames if f.get("op") == "message" for u in f["data"]["left"]]
+    assert ana.id not in left, frames
+    assert ana.id in await one.server.app[HUB].gateway.online_ids("room:both")
+    # Her last tab closes: now she is gone.
+    await a_one.ws.close()
+    await b.recv_until(lambda f: ana.id in {u["id"] for u in f.get("data", {}).get("left", [])})
