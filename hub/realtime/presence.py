@@ -104,7 +104,8 @@ class MemoryPresence:
 
 
 class RedisPresence:
-    """Keys under ``<prefix>:``: ``online:<channel>``, a set of ``<user>:<hub>``;
+    """Keys under ``<prefix>:``: ``online:<channel>``, a sorted set of ``<user>:<hub>`` scored by
+    the user's id (a leave reads that user's entries alone, not the whole room);
     ``presence-hubs``, a sorted set of the hubs, scored by when each stops counting;
     ``presence-hub:<hub>``, the set of channels where that hub has entries (for ``forget``)."""
 
@@ -123,7 +124,7 @@ class RedisPresence:
 
     async def join(self, channel: str, user_id: int) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.sadd(self._channel_key(channel), f"{user_id}:{self._hub}")
+            pipe.zadd(self._channel_key(channel), {f"{user_id}:{self._hub}": user_id})
             pipe.sadd(self._hub_key(self._hub), channel)
             await pipe.execute()
 
@@ -132,17 +133,14 @@ class RedisPresence:
         # One transaction: of two hubs whose last tabs of a user close at once, exactly one
         # sees the other's entry gone and says the user left.
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.srem(key, f"{user_id}:{self._hub}")
+            pipe.zrem(key, f"{user_id}:{self._hub}")
             if last_here:
                 pipe.srem(self._hub_key(self._hub), channel)
-            pipe.smembers(key)
+            pipe.zrangebyscore(key, user_id, user_id)
             pipe.zrangebyscore(self._hubs, time.time(), "+inf")
-            *_, members, hubs = await pipe.execute()
+            *_, entries, hubs = await pipe.execute()
         live = {_text(h) for h in hubs}
-        mine = f"{user_id}:"
-        return any(
-            text.startswith(mine) and text[len(mine) :] in live for text in map(_text, members)
-        )
+        return any(_text(e).partition(":")[2] in live for e in entries)
 
     async def online(self, channel: str) -> list[int]:
         return (await self.online_many([channel]))[channel]
@@ -151,7 +149,7 @@ class RedisPresence:
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.zrangebyscore(self._hubs, time.time(), "+inf")
             for channel in channels:
-                pipe.smembers(self._channel_key(channel))
+                pipe.zrange(self._channel_key(channel), 0, -1)
             hubs, *replies = await pipe.execute()
         live = {_text(h) for h in hubs}
         found: dict[str, list[int]] = {}
@@ -182,8 +180,8 @@ class RedisPresence:
             chunk = channels[at : at + CHANNELS_PER_CALL]
             async with self._redis.pipeline(transaction=False) as pipe:
                 for channel in chunk:
-                    entries = [f"{u}:{self._hub}" for u in members[channel]]
-                    pipe.sadd(self._channel_key(channel), *entries)
+                    entries = {f"{u}:{self._hub}": u for u in members[channel]}
+                    pipe.zadd(self._channel_key(channel), entries)
                 pipe.sadd(self._hub_key(self._hub), *chunk)
                 await pipe.execute()
 
@@ -197,13 +195,13 @@ class RedisPresence:
             chunk = channels[at : at + CHANNELS_PER_CALL]
             async with self._redis.pipeline(transaction=False) as pipe:
                 for channel in chunk:
-                    pipe.smembers(self._channel_key(channel))
+                    pipe.zrange(self._channel_key(channel), 0, -1)
                 replies = await pipe.execute()
             async with self._redis.pipeline(transaction=False) as pipe:
                 for channel, members in zip(chunk, replies, strict=True):
                     gone = [m for m in map(_text, members) if m.endswith(suffix)]
                     if gone:
-                        pipe.srem(self._channel_key(channel), *gone)
+                        pipe.zrem(self._channel_key(channel), *gone)
                 await pipe.execute()
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.delete(self._hub_key(hub))

@@ -75,7 +75,7 @@ async def test_a_dead_hubs_members_stop_counting_and_are_removed(redis: Redis, p
     beat = await alive.heartbeat()
     assert (beat.lost, beat.dead) == (False, ["dying"])
     await alive.forget("dying")
-    members = {m.decode() for m in await redis.smembers(f"{prefix}:online:room:a")}
+    members = {m.decode() for m in await redis.zrange(f"{prefix}:online:room:a", 0, -1)}
     assert members == {"1:alive"}
     assert not await redis.exists(f"{prefix}:online:room:b", f"{prefix}:presence-hub:dying")
     assert (await alive.heartbeat()).dead == []
