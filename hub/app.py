@@ -98,6 +98,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     finally:
         await hub.gateway.close()
         await hub.broker.close()
+        if hub.fast_redis is not None:
+            await hub.fast_redis.close()
         if hub.redis is not None:
             await hub.redis.aclose()
         await hub.db.dispose()

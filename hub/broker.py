@@ -14,11 +14,13 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from hub.resp import FastRedis
 
 log = logging.getLogger(__name__)
 
@@ -239,14 +241,22 @@ class RedisBroker:
     channels replay from the database by sequence number.
     """
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis, prefix: str, fast: FastRedis | None = None) -> None:
+        """``fast``: the hub's lean connection for publishing (one of the broker's own when
+        not given)."""
         self._redis = redis
+        # Publishes go down one connection, in order: a channel's messages reach the other
+        # hubs as published.
+        self._fast = fast or FastRedis.like(redis)
+        self._owns_fast = fast is None
         self._prefix = f"{prefix}:ch:"
         self._fanout = _RedisFanout(self)
         self._pubsub = redis.pubsub()
         self._reader: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._watched: object | None = None
+        self._hooks_running: set[asyncio.Task[None]] = set()
         self.on_reconnect: list[Callable[[], Awaitable[None]]] = []
 
     async def start(self) -> None:
@@ -261,19 +271,14 @@ class RedisBroker:
                 await self._reader
             self._reader = None
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        if self._owns_fast:
+            await self._fast.close()
 
     async def publish(self, channel: str, data: bytes) -> None:
-        await self._redis.publish(self._prefix + channel, data)
+        await self._fast.call(b"PUBLISH", self._prefix + channel, data)
 
     async def publish_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
-        if len(messages) == 1:
-            await self.publish(*messages[0])
-            return
-        # One connection, in order: a channel's messages reach the other hubs as published.
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for channel, data in messages:
-                pipe.publish(self._prefix + channel, data)
-            await pipe.execute()
+        await self._fast.call_many([(b"PUBLISH", self._prefix + c, d) for c, d in messages])
 
     async def subscribe(self, *channels: str, queue_size: int = DEFAULT_QUEUE_SIZE) -> Subscription:
         sub = Subscription(self._fanout, queue_size)
@@ -286,16 +291,38 @@ class RedisBroker:
     async def _redis_subscribe(self, channels: list[str]) -> None:
         async with self._lock:
             await self._pubsub.subscribe(*(self._prefix + c for c in channels))
+            connection: Any = self._pubsub.connection
+            if connection is not None and connection is not self._watched:
+                # Called on every later connect of the pub/sub connection, after redis-py's
+                # own callback has subscribed its channels again.
+                connection.register_connect_callback(self._reconnected)
+                self._watched = connection
             self._subscribed.set()
 
     async def _redis_unsubscribe(self, channels: list[str]) -> None:
         async with self._lock:
             await self._pubsub.unsubscribe(*(self._prefix + c for c in channels))
 
+    async def _reconnected(self, connection: object) -> None:
+        """The pub/sub connection is back: what was published meanwhile is gone from it, so
+        the hooks fetch it (from storage). redis-py reconnects by itself, retrying, and when
+        the server is back within its retries the reader never hears of the loss: this is the
+        one place that sees every reconnect."""
+        log.info("redis broker connection back")
+        task = asyncio.get_running_loop().create_task(self._run_reconnect_hooks())
+        self._hooks_running.add(task)
+        task.add_done_callback(self._hooks_running.discard)
+
+    async def _run_reconnect_hooks(self) -> None:
+        for hook in self.on_reconnect:
+            try:
+                await hook()
+            except Exception:
+                log.exception("reconnect hook failed")
+
     async def _read(self) -> None:
         backoff = 0.1
         cut = len(self._prefix)
-        lost = False
         while True:
             await self._subscribed.wait()
             try:
@@ -306,18 +333,9 @@ class RedisBroker:
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 # redis-py re-subscribes every channel when the connection comes back.
                 log.warning("redis broker connection lost; retrying", extra={"error": str(exc)})
-                lost = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            if lost:
-                lost = False
-                log.info("redis broker connection back")
-                for hook in self.on_reconnect:
-                    try:
-                        await hook()
-                    except Exception:
-                        log.exception("reconnect hook failed")
             if message is None:
                 if not self._pubsub.subscribed:
                     self._subscribed.clear()

@@ -25,6 +25,7 @@ from hub.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from hub.realtime.gateway import Gateway
 from hub.realtime.presence import MemoryPresence, PresenceStore, RedisPresence
 from hub.realtime.tickets import MemoryTickets, RedisTickets, TicketStore
+from hub.resp import FastRedis
 from hub.settings import Settings
 
 
@@ -34,6 +35,8 @@ class Hub:
     clock: Clock
     db: Database
     redis: Redis | None
+    # The lean connection for the hot path (hub/resp.py), beside ``redis``.
+    fast_redis: FastRedis | None
     broker: Broker
     limiter: RateLimiter
     identity: IdentityManager
@@ -76,14 +79,16 @@ def build_hub(
     clock = clock or SystemClock()
     db = Database(settings.db_url)
     redis: Redis | None = None
+    fast: FastRedis | None = None
     broker: Broker
     limiter: RateLimiter
     tickets: TicketStore
     presence: PresenceStore
     if settings.redis_url:
         redis = redis_client(settings.redis_url)
-        broker = RedisBroker(redis, settings.redis_prefix)
-        limiter = RedisRateLimiter(redis, settings.redis_prefix)
+        fast = FastRedis.like(redis)
+        broker = RedisBroker(redis, settings.redis_prefix, fast)
+        limiter = RedisRateLimiter(redis, settings.redis_prefix, fast)
         tickets = RedisTickets(redis, settings.redis_prefix)
         presence = RedisPresence(redis, settings.redis_prefix, uuid.uuid4().hex[:12])
     else:
@@ -125,6 +130,7 @@ def build_hub(
         clock=clock,
         db=db,
         redis=redis,
+        fast_redis=fast,
         broker=broker,
         limiter=limiter,
         identity=identity,

@@ -10,10 +10,13 @@ from typing import Any
 import pytest
 
 from hub.app import create_app
-from hub.broker import MemoryBroker
+from hub.broker import MemoryBroker, RedisBroker
 from hub.clock import FakeClock
 from hub.services import HUB, REDIS_CONNECTIONS, redis_client
 from tests.conftest import make_settings
+from tests.hub.test_realtime import PrivateRedis, private_redis
+
+__all__ = ["private_redis"]  # a fixture
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -114,3 +117,33 @@ async def test_a_burst_beyond_the_redis_pool_waits_for_connections(redis_url: st
     finally:
         await redis.delete(key)
         await redis.aclose()
+
+
+@pytest.mark.redis
+async def test_the_reconnect_hooks_run_even_when_redis_comes_back_within_redis_pys_retries(
+    private_redis: PrivateRedis,
+) -> None:
+    """redis-py reconnects pub/sub by itself; a Redis restarted quickly is never reported to
+    the reader as lost, yet what was published meanwhile is gone: the hooks must run."""
+    client = redis_client(private_redis.url)
+    broker = RedisBroker(client, f"t{uuid.uuid4().hex[:6]}")
+    back = asyncio.Event()
+
+    async def hook() -> None:
+        back.set()
+
+    broker.on_reconnect.append(hook)
+    await broker.start()
+    sub = await broker.subscribe("chat:1")
+    try:
+        await broker.publish("chat:1", b"before")
+        assert (await asyncio.wait_for(sub.get(), 5)).data == b"before"
+        await private_redis.kill()
+        await private_redis.start()
+        await asyncio.wait_for(back.wait(), 10)
+        await broker.publish("chat:1", b"after")  # and the channel is subscribed again
+        assert (await asyncio.wait_for(sub.get(), 5)).data == b"after"
+    finally:
+        await sub.close()
+        await broker.close()
+        await client.aclose()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -15,13 +14,6 @@ from redis.asyncio import Redis
 from hub.realtime.presence import MemoryPresence, RedisPresence
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(30)]
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture
