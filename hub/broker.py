@@ -243,11 +243,11 @@ class RedisBroker:
 
     def __init__(self, redis: Redis, prefix: str, fast: FastRedis | None = None) -> None:
         """``fast``: the hub's lean connection for publishing (one of the broker's own when
-        not given)."""
+        not given; redis-py's pool where there can be none: TLS)."""
         self._redis = redis
         # Publishes go down one connection, in order: a channel's messages reach the other
         # hubs as published.
-        self._fast = fast or FastRedis.like(redis)
+        self._fast = fast if fast is not None else FastRedis.like(redis)
         self._owns_fast = fast is None
         self._prefix = f"{prefix}:ch:"
         self._fanout = _RedisFanout(self)
@@ -271,14 +271,24 @@ class RedisBroker:
                 await self._reader
             self._reader = None
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]
-        if self._owns_fast:
+        if self._owns_fast and self._fast is not None:
             await self._fast.close()
 
     async def publish(self, channel: str, data: bytes) -> None:
+        if self._fast is None:
+            await self._redis.publish(self._prefix + channel, data)
+            return
         await self._fast.call(b"PUBLISH", self._prefix + channel, data)
 
     async def publish_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
-        await self._fast.call_many([(b"PUBLISH", self._prefix + c, d) for c, d in messages])
+        if self._fast is not None:
+            await self._fast.call_many([(b"PUBLISH", self._prefix + c, d) for c, d in messages])
+            return
+        # One connection, in order: a channel's messages reach the other hubs as published.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for channel, data in messages:
+                pipe.publish(self._prefix + channel, data)
+            await pipe.execute()
 
     async def subscribe(self, *channels: str, queue_size: int = DEFAULT_QUEUE_SIZE) -> Subscription:
         sub = Subscription(self._fanout, queue_size)

@@ -21,6 +21,7 @@ from typing import Any, cast
 
 import hiredis
 from redis.asyncio import Redis
+from redis.asyncio.connection import SSLConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
@@ -104,15 +105,18 @@ class FastRedis:
 
     def __init__(
         self,
-        host: str,
-        port: int,
+        host: str = "127.0.0.1",
+        port: int = 6379,
         *,
+        path: str | None = None,
         db: int = 0,
         password: str | None = None,
         username: str | None = None,
     ) -> None:
+        """TCP to ``host``:``port``, or the Unix socket at ``path``."""
         self._host = host
         self._port = port
+        self._path = path
         self._db = db
         self._password = password
         self._username = username
@@ -120,12 +124,17 @@ class FastRedis:
         self._connecting: asyncio.Lock | None = None
 
     @classmethod
-    def like(cls, redis: Redis) -> FastRedis:
-        """A connection to the server (and database) that ``redis`` uses."""
-        kwargs = redis.connection_pool.connection_kwargs
+    def like(cls, redis: Redis) -> FastRedis | None:
+        """A connection to the server (and database) that ``redis`` uses; None for TLS
+        (``rediss://``), which stays on redis-py."""
+        pool = redis.connection_pool
+        if issubclass(pool.connection_class, SSLConnection):
+            return None
+        kwargs = pool.connection_kwargs
         return cls(
             kwargs.get("host", "127.0.0.1"),
             int(kwargs.get("port", 6379)),
+            path=kwargs.get("path"),
             db=int(kwargs.get("db", 0) or 0),
             password=kwargs.get("password"),
             username=kwargs.get("username"),
@@ -165,13 +174,14 @@ class FastRedis:
                 return self._protocol
             loop = asyncio.get_running_loop()
             try:
-                _, opened = await asyncio.wait_for(
-                    loop.create_connection(_Protocol, self._host, self._port), timeout=5
-                )
+                if self._path is not None:
+                    connecting = loop.create_unix_connection(_Protocol, self._path)
+                else:
+                    connecting = loop.create_connection(_Protocol, self._host, self._port)
+                _, opened = await asyncio.wait_for(connecting, timeout=5)
             except (OSError, TimeoutError) as exc:
-                raise RedisConnectionError(
-                    f"Cannot connect to Redis at {self._host}:{self._port}: {exc}"
-                ) from exc
+                where = self._path or f"{self._host}:{self._port}"
+                raise RedisConnectionError(f"Cannot connect to Redis at {where}: {exc}") from exc
             hello: list[Sequence[Arg]] = []
             if self._password is not None:
                 auth: list[Arg] = [b"AUTH", self._password]

@@ -88,3 +88,25 @@ def test_it_works_on_uvloop_as_the_hub_runs(redis_url: str) -> None:
             await fast.close()
 
     assert uvloop.run(run()) == [b"PONG", b"uv"]
+
+
+async def test_tls_stays_on_redis_py_and_unix_sockets_work(tmp_path: Any) -> None:
+    assert FastRedis.like(Redis.from_url("rediss://127.0.0.1:6380/0")) is None
+    path = tmp_path / "redis.sock"
+    server = await asyncio.create_subprocess_exec(
+        *("redis-server", "--port", "0", "--unixsocket", str(path), "--save", ""),
+        *("--dir", str(tmp_path)),
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    fast = FastRedis.like(Redis.from_url(f"unix://{path}?db=1"))
+    assert fast is not None
+    try:
+        for _ in range(200):  # until the server listens
+            if path.exists():
+                break
+            await asyncio.sleep(0.02)
+        assert await fast.call_many([(b"SET", "k", "v"), (b"GET", "k")]) == [b"OK", b"v"]
+    finally:
+        await fast.close()
+        server.kill()
+        await server.wait()
