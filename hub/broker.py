@@ -173,6 +173,13 @@ class Broker(Protocol):
         """``publish`` each ``(channel, data)`` in order, in one round trip where it can."""
         ...
 
+    async def post_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        """``publish_many`` without waiting for the transport's answer where it can: handed
+        over in order after every publish made before, and a failure found later is logged
+        (what did not arrive, subscribers of durable channels read from storage). Raises when
+        the transport refuses at once (Redis down)."""
+        ...
+
     async def subscribe(self, *channels: str, queue_size: int = DEFAULT_QUEUE_SIZE) -> Subscription:
         """A new subscription, already listening on ``channels`` when this returns."""
         ...
@@ -207,6 +214,9 @@ class MemoryBroker:
     async def publish_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
         for channel, data in messages:
             self._fanout.deliver(channel, data)
+
+    async def post_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        await self.publish_many(messages)
 
     async def subscribe(self, *channels: str, queue_size: int = DEFAULT_QUEUE_SIZE) -> Subscription:
         sub = Subscription(self._fanout, queue_size)
@@ -290,6 +300,16 @@ class RedisBroker:
                 pipe.publish(self._prefix + channel, data)
             await pipe.execute()
 
+    async def post_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        if self._fast is None:
+            await self.publish_many(messages)
+            return
+        answers = await self._fast.send_many(
+            [(b"PUBLISH", self._prefix + c, d) for c, d in messages]
+        )
+        for answer in answers:
+            answer.add_done_callback(_posted)
+
     async def subscribe(self, *channels: str, queue_size: int = DEFAULT_QUEUE_SIZE) -> Subscription:
         sub = Subscription(self._fanout, queue_size)
         await sub.add(*channels)
@@ -354,3 +374,13 @@ class RedisBroker:
                 channel = message["channel"]
                 name = channel.decode() if isinstance(channel, bytes) else channel
                 self._fanout.deliver(name[cut:], message["data"])
+
+
+def _posted(answer: asyncio.Future[Any]) -> None:
+    """An answer to a ``post_many``: a failure (the connection lost before it came) is logged."""
+    if answer.cancelled():
+        return
+    if (exc := answer.exception()) is not None:
+        log.warning(
+            "broker publish failed; subscribers repair from storage", extra={"error": str(exc)}
+        )

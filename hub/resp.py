@@ -149,6 +149,11 @@ class FastRedis:
         futures = (await self._open()).send(commands)
         return list(await asyncio.gather(*futures))
 
+    async def send_many(self, commands: Sequence[Sequence[Arg]]) -> list[asyncio.Future[Any]]:
+        """Write the commands (in one write, after those sent before) and return without
+        waiting for their answers: one future per command, answered in order."""
+        return (await self._open()).send(commands)
+
     async def evalsha(self, script: bytes, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
         """Run a Lua script by its digest, loading it when the server does not know it (a new
         or restarted Redis)."""

@@ -401,10 +401,10 @@ class Gateway:
         return await self._commit.submit(pending)
 
     async def durable_settled(self) -> None:
-        """Returns once the durable messages published so far are stored and announced: a
-        package that admits messages a batch at a time waits for this before taking its next
-        batch, so that the messages arriving meanwhile are admitted, and then stored, together
-        (one round trip each per batch, and batches grow with the load)."""
+        """Returns once the durable messages published so far are stored and announced (handed
+        to the broker): a package that admits messages a batch at a time waits for this before
+        taking its next batch, so that the messages arriving meanwhile are admitted, and then
+        stored, together (one round trip each per batch, and batches grow with the load)."""
         await self._commit.idle()
 
     async def _announce_many(self, stored: Sequence[Stored]) -> None:
@@ -415,7 +415,10 @@ class Gateway:
                 self._sequenced(s.channel, s.seq, s.frame)
         payloads = [(s.channel, wire(s.seq, s.frame)) for s in stored]
         try:
-            await self._broker.publish(BATCH_CHANNEL, pack(self._id, payloads))
+            # Not waiting for Redis's answer: the messages are stored, the publish is on its way
+            # (in order with this hub's others), and this hub's next batch of admissions goes
+            # down the same connection right behind it.
+            await self._broker.post_many([(BATCH_CHANNEL, pack(self._id, payloads))])
         except Exception:
             log.warning(
                 "broker publish failed; subscribers repair from storage",

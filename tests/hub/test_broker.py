@@ -147,3 +147,26 @@ async def test_the_reconnect_hooks_run_even_when_redis_comes_back_within_redis_p
         await sub.close()
         await broker.close()
         await client.aclose()
+
+
+@pytest.mark.redis
+async def test_posted_messages_arrive_in_order_with_the_published_ones(redis_url: str) -> None:
+    """``post_many`` does not wait for Redis's answer, yet what a hub sends keeps its order:
+    the batches it posts and the messages it publishes go down one connection."""
+    client = redis_client(redis_url)
+    broker = RedisBroker(client, f"t{uuid.uuid4().hex[:6]}")
+    await broker.start()
+    sub = await broker.subscribe("batch", "chat:1")
+    try:
+        for n in range(50):
+            if n % 2:
+                await broker.post_many([("batch", b"%d" % n)])
+            else:
+                await broker.publish("chat:1", b"%d" % n)
+        async with asyncio.timeout(5):
+            heard = [int((await sub.get()).data) for _ in range(50)]
+        assert heard == list(range(50))
+    finally:
+        await sub.close()
+        await broker.close()
+        await client.aclose()
