@@ -280,6 +280,8 @@ class Gateway:
         self._policies: dict[str, ChannelPolicy] = {"user": UserChannel()}
         self._sub: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # Connections' leaves under way (``open``), which ``close`` waits for.
+        self._leaving: set[asyncio.Task[None]] = set()
         self.members: dict[str, set[Connection]] = {}
         self._joining: dict[str, asyncio.Future[None]] = {}
         self._last_seq: dict[str, int] = {}
@@ -366,6 +368,8 @@ class Gateway:
 
     async def close(self) -> None:
         await self.shutdown()
+        while self._leaving:
+            await asyncio.gather(*self._leaving, return_exceptions=True)
         await self._commit.close()
         for task in self._tasks:
             task.cancel()
@@ -881,17 +885,29 @@ class Gateway:
             conn.closing = True
             self.connections.discard(conn)
             self._collector.closed()
-            for channel in list(conn.channels):
-                await self._unsubscribe(conn, channel)
-            for hook in self.hooks_on_disconnect:
-                with contextlib.suppress(Exception):
-                    await hook(conn)
-            if conn.closer is not None:  # the close code it chose goes out first
-                with contextlib.suppress(Exception):
-                    await conn.closer
+            # To its end even when the handler is cancelled meanwhile (the client went away, or
+            # the hub stops): a half-done leave would keep the user online, and the channel
+            # subscribed, for as long as the hub runs.
+            leaving = asyncio.get_running_loop().create_task(self._disconnected(conn))
+            self._leaving.add(leaving)
+            leaving.add_done_callback(self._leaving.discard)
+            await asyncio.shield(leaving)
             if not ws.closed:
                 await ws.close()
         return ws
+
+    async def _disconnected(self, conn: Connection) -> None:
+        for channel in list(conn.channels):
+            try:
+                await self._unsubscribe(conn, channel)
+            except Exception:
+                log.exception("leaving a channel failed", extra={"channel": channel})
+        for hook in self.hooks_on_disconnect:
+            with contextlib.suppress(Exception):
+                await hook(conn)
+        if conn.closer is not None:  # the close code it chose goes out first
+            with contextlib.suppress(Exception):
+                await conn.closer
 
     async def _user_of(self, ticket: Ticket) -> User:
         now = self._clock.now()
