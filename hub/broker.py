@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from hub.resp import FastRedis
+from hub.resp import Address, FastRedis, Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -251,18 +251,26 @@ class RedisBroker:
     channels replay from the database by sequence number.
     """
 
-    def __init__(self, redis: Redis, prefix: str, fast: FastRedis | None = None) -> None:
+    def __init__(
+        self, redis: Redis, prefix: str, fast: FastRedis | None = None, *, lean: bool = True
+    ) -> None:
         """``fast``: the hub's lean connection for publishing (one of the broker's own when
-        not given; redis-py's pool where there can be none: TLS)."""
+        not given). Subscriptions get a lean connection of their own (hub/resp.py). Where
+        there can be none (TLS), or with ``lean`` false, both go through redis-py."""
         self._redis = redis
+        address = Address.like(redis) if lean else None
         # Publishes go down one connection, in order: a channel's messages reach the other
         # hubs as published.
-        self._fast = fast if fast is not None else FastRedis.like(redis)
-        self._owns_fast = fast is None
+        self._fast = None if address is None else fast or FastRedis.like(redis)
+        self._owns_fast = self._fast is not None and fast is None
         self._prefix = f"{prefix}:ch:"
         self._fanout = _RedisFanout(self)
-        self._pubsub = redis.pubsub()
+        self._subscriber = (
+            None if address is None else Subscriber(address, self._heard, self._run_reconnect_hooks)
+        )
+        self._pubsub = redis.pubsub()  # without the lean subscriber
         self._reader: asyncio.Task[None] | None = None
+        self._started = False
         self._subscribed = asyncio.Event()
         self._lock = asyncio.Lock()
         self._watched: object | None = None
@@ -270,9 +278,11 @@ class RedisBroker:
         self.on_reconnect: list[Callable[[], Awaitable[None]]] = []
 
     async def start(self) -> None:
-        if self._reader is not None:
+        if self._started:
             raise RuntimeError("broker already started")
-        self._reader = asyncio.create_task(self._read(), name="redis-broker-reader")
+        self._started = True
+        if self._subscriber is None:
+            self._reader = asyncio.create_task(self._read(), name="redis-broker-reader")
 
     async def close(self) -> None:
         if self._reader is not None:
@@ -280,6 +290,8 @@ class RedisBroker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
             self._reader = None
+        if self._subscriber is not None:
+            await self._subscriber.close()
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]
         if self._owns_fast and self._fast is not None:
             await self._fast.close()
@@ -319,6 +331,9 @@ class RedisBroker:
         await self._redis.ping()
 
     async def _redis_subscribe(self, channels: list[str]) -> None:
+        if self._subscriber is not None:
+            await self._subscriber.subscribe([(self._prefix + c).encode() for c in channels])
+            return
         async with self._lock:
             await self._pubsub.subscribe(*(self._prefix + c for c in channels))
             connection: Any = self._pubsub.connection
@@ -330,6 +345,9 @@ class RedisBroker:
             self._subscribed.set()
 
     async def _redis_unsubscribe(self, channels: list[str]) -> None:
+        if self._subscriber is not None:
+            await self._subscriber.unsubscribe([(self._prefix + c).encode() for c in channels])
+            return
         async with self._lock:
             await self._pubsub.unsubscribe(*(self._prefix + c for c in channels))
 
@@ -342,6 +360,10 @@ class RedisBroker:
         task = asyncio.get_running_loop().create_task(self._run_reconnect_hooks())
         self._hooks_running.add(task)
         task.add_done_callback(self._hooks_running.discard)
+
+    def _heard(self, channel: bytes, data: bytes) -> None:
+        """A message from the lean subscriber, in its connection's callback."""
+        self._fanout.deliver(channel.decode()[len(self._prefix) :], data)
 
     async def _run_reconnect_hooks(self) -> None:
         for hook in self.on_reconnect:

@@ -8,16 +8,24 @@ Commands are written at once and answered in order (Redis answers a connection's
 the order they came), so concurrent callers share the connection without waiting for each
 other, and what one caller publishes reaches Redis in the order it was published.
 
-Everything else (pub/sub, presence, tickets, pipelines) stays on redis-py.
+``Subscriber`` is the broker's pub/sub connection, on the same footing: every message is read
+by hiredis in the protocol's callback and handed on there, where redis-py's reader is a task
+calling ``get_message`` (a timeout, a retry wrapper and a parse per message).
+
+Everything else (presence, tickets, pipelines) stays on redis-py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import hashlib
+import logging
 from collections import deque
-from collections.abc import Sequence
-from typing import Any, cast
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 import hiredis
 from redis.asyncio import Redis
@@ -25,7 +33,10 @@ from redis.asyncio.connection import SSLConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
+log = logging.getLogger(__name__)
+
 Arg = bytes | str | int | float
+P = TypeVar("P", bound=asyncio.Protocol)
 
 
 def encode(args: Sequence[Arg]) -> bytes:
@@ -44,16 +55,28 @@ def encode(args: Sequence[Arg]) -> bytes:
     return b"".join(parts)
 
 
-class _Protocol(asyncio.Protocol):
+class _Resp(asyncio.Protocol):
+    """A connection speaking RESP, read with hiredis's parser."""
+
     def __init__(self) -> None:
         self._reader = hiredis.Reader()
-        self._waiting: deque[asyncio.Future[Any]] = deque()
         self._transport: asyncio.Transport | None = None
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not subclasses of asyncio's, only alike.
         self._transport = cast(asyncio.Transport, transport)
+
+    def close(self) -> None:
+        self.closed = True
+        if self._transport is not None:
+            self._transport.close()
+
+
+class _Protocol(_Resp):
+    def __init__(self) -> None:
+        super().__init__()
+        self._waiting: deque[asyncio.Future[Any]] = deque()
 
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
@@ -93,10 +116,60 @@ class _Protocol(asyncio.Protocol):
         self._waiting.extend(futures)
         return futures
 
-    def close(self) -> None:
-        self.closed = True
-        if self._transport is not None:
-            self._transport.close()
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """Where a Redis server listens, and how to log in to it."""
+
+    host: str = "127.0.0.1"
+    port: int = 6379
+    path: str | None = None  # a Unix socket instead of TCP
+    db: int = 0
+    password: str | None = None
+    username: str | None = None
+
+    @classmethod
+    def like(cls, redis: Redis) -> Address | None:
+        """The server (and database) that ``redis`` uses; None for TLS (``rediss://``), which
+        stays on redis-py."""
+        pool = redis.connection_pool
+        if issubclass(pool.connection_class, SSLConnection):
+            return None
+        kwargs = pool.connection_kwargs
+        return cls(
+            kwargs.get("host", "127.0.0.1"),
+            int(kwargs.get("port", 6379)),
+            path=kwargs.get("path"),
+            db=int(kwargs.get("db", 0) or 0),
+            password=kwargs.get("password"),
+            username=kwargs.get("username"),
+        )
+
+    async def connect(self, factory: Callable[[], P]) -> P:
+        """A connected protocol; raises redis-py's ``ConnectionError`` when there is none."""
+        loop = asyncio.get_running_loop()
+        try:
+            if self.path is not None:
+                connecting = loop.create_unix_connection(factory, self.path)
+            else:
+                connecting = loop.create_connection(factory, self.host, self.port)
+            _, protocol = await asyncio.wait_for(connecting, timeout=5)
+        except (OSError, TimeoutError) as exc:
+            where = self.path or f"{self.host}:{self.port}"
+            raise RedisConnectionError(f"Cannot connect to Redis at {where}: {exc}") from exc
+        return protocol
+
+    def hello(self, *, select: bool = True) -> list[Sequence[Arg]]:
+        """The commands that log a new connection in (and pick its database)."""
+        hello: list[Sequence[Arg]] = []
+        if self.password is not None:
+            auth: list[Arg] = [b"AUTH", self.password]
+            if self.username is not None:
+                auth.insert(1, self.username)
+            hello.append(auth)
+        if self.db and select:
+            hello.append([b"SELECT", self.db])
+        return hello
 
 
 class FastRedis:
@@ -114,12 +187,7 @@ class FastRedis:
         username: str | None = None,
     ) -> None:
         """TCP to ``host``:``port``, or the Unix socket at ``path``."""
-        self._host = host
-        self._port = port
-        self._path = path
-        self._db = db
-        self._password = password
-        self._username = username
+        self.address = Address(host, port, path, db, password, username)
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Lock | None = None
 
@@ -127,18 +195,8 @@ class FastRedis:
     def like(cls, redis: Redis) -> FastRedis | None:
         """A connection to the server (and database) that ``redis`` uses; None for TLS
         (``rediss://``), which stays on redis-py."""
-        pool = redis.connection_pool
-        if issubclass(pool.connection_class, SSLConnection):
-            return None
-        kwargs = pool.connection_kwargs
-        return cls(
-            kwargs.get("host", "127.0.0.1"),
-            int(kwargs.get("port", 6379)),
-            path=kwargs.get("path"),
-            db=int(kwargs.get("db", 0) or 0),
-            password=kwargs.get("password"),
-            username=kwargs.get("username"),
-        )
+        address = Address.like(redis)
+        return None if address is None else cls(**dataclasses.asdict(address))
 
     async def call(self, *args: Arg) -> Any:
         (future,) = (await self._open()).send([args])
@@ -177,24 +235,8 @@ class FastRedis:
         async with self._connecting:
             if self._protocol is not None and not self._protocol.closed:
                 return self._protocol
-            loop = asyncio.get_running_loop()
-            try:
-                if self._path is not None:
-                    connecting = loop.create_unix_connection(_Protocol, self._path)
-                else:
-                    connecting = loop.create_connection(_Protocol, self._host, self._port)
-                _, opened = await asyncio.wait_for(connecting, timeout=5)
-            except (OSError, TimeoutError) as exc:
-                where = self._path or f"{self._host}:{self._port}"
-                raise RedisConnectionError(f"Cannot connect to Redis at {where}: {exc}") from exc
-            hello: list[Sequence[Arg]] = []
-            if self._password is not None:
-                auth: list[Arg] = [b"AUTH", self._password]
-                if self._username is not None:
-                    auth.insert(1, self._username)
-                hello.append(auth)
-            if self._db:
-                hello.append([b"SELECT", self._db])
+            opened = await self.address.connect(_Protocol)
+            hello = self.address.hello()
             if hello:
                 try:
                     await asyncio.gather(*opened.send(hello))
@@ -203,3 +245,184 @@ class FastRedis:
                     raise
             self._protocol = opened
             return opened
+
+
+# Handed each message's channel and data, in the protocol's callback.
+OnMessage = Callable[[bytes, bytes], None]
+
+
+class _SubProtocol(_Resp):
+    """A connection in pub/sub mode: messages go to ``on_message`` as they are read; the
+    other replies (logging in, subscribing, unsubscribing) answer the commands in order."""
+
+    def __init__(self, on_message: OnMessage, on_lost: Callable[[_SubProtocol], None]) -> None:
+        super().__init__()
+        self._on_message = on_message
+        self._on_lost = on_lost
+        # Per command sent: the replies it still waits for, and its future.
+        self._expected: deque[list[Any]] = deque()
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        try:
+            while (reply := self._reader.gets()) is not False:
+                if type(reply) is list and reply[0] == b"message":
+                    try:
+                        self._on_message(reply[1], reply[2])
+                    except Exception:
+                        log.exception("a pub/sub message could not be handed on")
+                    continue
+                entry = self._expected[0]  # IndexError: a reply to no command
+                if isinstance(reply, hiredis.ReplyError):
+                    self._expected.popleft()
+                    if not entry[1].done():
+                        entry[1].set_exception(ResponseError(str(reply)))
+                    continue
+                entry[0] -= 1
+                if entry[0] <= 0:
+                    self._expected.popleft()
+                    if not entry[1].done():
+                        entry[1].set_result(reply)
+        except (hiredis.ProtocolError, IndexError) as exc:
+            self._fail(RedisConnectionError(f"Redis sent what was not asked for: {exc}"))
+            assert self._transport is not None
+            self._transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(RedisConnectionError(f"Connection to Redis lost: {exc or 'closed'}"))
+        self._on_lost(self)
+
+    def _fail(self, error: Exception) -> None:
+        self.closed = True
+        while self._expected:
+            _, future = self._expected.popleft()
+            if not future.done():
+                future.set_exception(error)
+
+    async def command(self, args: Sequence[Arg], replies: int = 1) -> Any:
+        """Send a command and wait for its ``replies`` replies (one per channel of a
+        SUBSCRIBE or UNSUBSCRIBE); returns the last."""
+        if self.closed or self._transport is None or self._transport.is_closing():
+            raise RedisConnectionError("Connection to Redis is closed")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._expected.append([replies, future])
+        self._transport.write(encode(args))
+        return await future
+
+
+class Subscriber:
+    """Pub/sub on a connection of its own. A lost connection is opened again (with backoff)
+    and every channel subscribed again, then ``on_reconnect`` runs: what was published
+    meanwhile is gone, and the caller fetches it from where it is kept."""
+
+    def __init__(
+        self,
+        address: Address,
+        on_message: OnMessage,
+        on_reconnect: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._address = address
+        self._on_message = on_message
+        self._on_reconnect = on_reconnect
+        self.channels: set[bytes] = set()
+        self._protocol: _SubProtocol | None = None
+        self._lock = asyncio.Lock()
+        self._connected_before = False
+        self._reconnecting: asyncio.Task[None] | None = None
+        self._hooks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    async def subscribe(self, channels: Sequence[bytes]) -> None:
+        """Listening on ``channels`` when this returns; raises redis-py's ``ConnectionError``
+        (nothing subscribed) while Redis cannot be reached."""
+        if not channels:
+            return
+        async with self._lock:
+            protocol = await self._connected()
+            await protocol.command([b"SUBSCRIBE", *channels], replies=len(channels))
+            self.channels.update(channels)
+
+    async def unsubscribe(self, channels: Sequence[bytes]) -> None:
+        """Never raises for a lost connection: its subscriptions went with it, and the next
+        one subscribes only the channels left."""
+        if not channels:
+            return
+        async with self._lock:
+            self.channels.difference_update(channels)
+            protocol = self._protocol
+            if protocol is None or protocol.closed:
+                return
+            with contextlib.suppress(RedisConnectionError):
+                await protocol.command([b"UNSUBSCRIBE", *channels], replies=len(channels))
+
+    @property
+    def connected(self) -> bool:
+        return self._protocol is not None and not self._protocol.closed
+
+    async def close(self) -> None:
+        self._closed = True
+        for hook in list(self._hooks):
+            hook.cancel()
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconnecting
+        if self._protocol is not None:
+            self._protocol.close()
+            self._protocol = None
+
+    async def _connected(self) -> _SubProtocol:
+        """The connection, opened (logged in, every channel subscribed again) when it is not;
+        called holding the lock."""
+        if self._protocol is not None and not self._protocol.closed:
+            return self._protocol
+        if self._closed:
+            raise RedisConnectionError("the subscriber is closed")
+        opened = await self._address.connect(lambda: _SubProtocol(self._on_message, self._lost))
+        try:
+            for command in self._address.hello(select=False):  # channels span databases
+                await opened.command(command)
+            if self.channels:
+                channels = sorted(self.channels)
+                await opened.command([b"SUBSCRIBE", *channels], replies=len(channels))
+        except BaseException:
+            opened.close()
+            raise
+        self._protocol = opened
+        if self._connected_before:
+            log.info("redis subscriber connection back")
+            hook = asyncio.get_running_loop().create_task(self._run_reconnect_hook())
+            self._hooks.add(hook)
+            hook.add_done_callback(self._hooks.discard)
+        self._connected_before = True
+        return opened
+
+    def _lost(self, protocol: _SubProtocol) -> None:
+        # Only the connection in use: one that failed while being opened was never in use.
+        if self._closed or protocol is not self._protocol or self._reconnecting is not None:
+            return
+        log.warning("redis subscriber connection lost; reconnecting")
+        self._reconnecting = asyncio.get_running_loop().create_task(
+            self._reconnect(), name="redis-subscriber-reconnect"
+        )
+
+    async def _reconnect(self) -> None:
+        backoff = 0.05
+        try:
+            while not self._closed:
+                try:
+                    async with self._lock:
+                        await self._connected()
+                    return
+                except (RedisConnectionError, ResponseError, OSError) as exc:
+                    log.warning("redis subscriber not back yet", extra={"error": str(exc)})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+        finally:
+            self._reconnecting = None
+
+    async def _run_reconnect_hook(self) -> None:
+        try:
+            await self._on_reconnect()
+        except Exception:
+            log.exception("reconnect hook failed")

@@ -120,13 +120,15 @@ async def test_a_burst_beyond_the_redis_pool_waits_for_connections(redis_url: st
 
 
 @pytest.mark.redis
-async def test_the_reconnect_hooks_run_even_when_redis_comes_back_within_redis_pys_retries(
-    private_redis: PrivateRedis,
+@pytest.mark.parametrize("lean", [True, False], ids=["lean", "redis-py"])
+async def test_the_reconnect_hooks_run_even_when_redis_comes_back_quickly(
+    private_redis: PrivateRedis, lean: bool
 ) -> None:
-    """redis-py reconnects pub/sub by itself; a Redis restarted quickly is never reported to
-    the reader as lost, yet what was published meanwhile is gone: the hooks must run."""
+    """A Redis restarted quickly may never be reported as lost (redis-py reconnects pub/sub by
+    itself, within its retries), yet what was published meanwhile is gone: the hooks must run.
+    Both subscribers: the lean one, and redis-py's where there is no lean one (TLS)."""
     client = redis_client(private_redis.url)
-    broker = RedisBroker(client, f"t{uuid.uuid4().hex[:6]}")
+    broker = RedisBroker(client, f"t{uuid.uuid4().hex[:6]}", lean=lean)
     back = asyncio.Event()
 
     async def hook() -> None:
@@ -150,11 +152,14 @@ async def test_the_reconnect_hooks_run_even_when_redis_comes_back_within_redis_p
 
 
 @pytest.mark.redis
-async def test_posted_messages_arrive_in_order_with_the_published_ones(redis_url: str) -> None:
+@pytest.mark.parametrize("lean", [True, False], ids=["lean", "redis-py"])
+async def test_posted_messages_arrive_in_order_with_the_published_ones(
+    redis_url: str, lean: bool
+) -> None:
     """``post_many`` does not wait for Redis's answer, yet what a hub sends keeps its order:
     the batches it posts and the messages it publishes go down one connection."""
     client = redis_client(redis_url)
-    broker = RedisBroker(client, f"t{uuid.uuid4().hex[:6]}")
+    broker = RedisBroker(client, f"t{uuid.uuid4().hex[:6]}", lean=lean)
     await broker.start()
     sub = await broker.subscribe("batch", "chat:1")
     try:

@@ -1,6 +1,7 @@
-"""The lean Redis connection (hub/resp.py) against a real Redis: answers in order to concurrent
+"""The lean Redis connections (hub/resp.py) against a real Redis: answers in order to concurrent
 callers, errors as redis-py's, scripts loaded when the server does not know them, a lost
-connection failing its calls and the next call reconnecting."""
+connection failing its calls and the next call reconnecting; the subscriber hearing its
+channels alone, and coming back subscribed after Redis did."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from hub.resp import FastRedis, encode
+from hub.resp import Address, FastRedis, Subscriber, encode
 from tests.hub.test_realtime import PrivateRedis, private_redis
 
 __all__ = ["private_redis"]  # a fixture
@@ -81,13 +82,25 @@ def test_it_works_on_uvloop_as_the_hub_runs(redis_url: str) -> None:
     import uvloop
 
     async def run() -> list[Any]:
-        fast = FastRedis.like(Redis.from_url(redis_url))
+        redis = Redis.from_url(redis_url)
+        fast = FastRedis.like(redis)
+        address = Address.like(redis)
+        assert fast is not None
+        assert address is not None
+        heard: asyncio.Queue[bytes] = asyncio.Queue()
+        subscriber = Subscriber(address, lambda _, data: heard.put_nowait(data), _nothing)
+        channel = f"resp-uv-{uuid.uuid4().hex}".encode()
         try:
-            return await fast.call_many([(b"PING",), (b"ECHO", "uv")])
+            await subscriber.subscribe([channel])
+            answers = await fast.call_many([(b"PING",), (b"ECHO", "uv")])
+            await fast.call(b"PUBLISH", channel, b"heard")
+            return [*answers, await asyncio.wait_for(heard.get(), 5)]
         finally:
+            await subscriber.close()
             await fast.close()
+            await redis.aclose()
 
-    assert uvloop.run(run()) == [b"PONG", b"uv"]
+    assert uvloop.run(run()) == [b"PONG", b"uv", b"heard"]
 
 
 async def test_tls_stays_on_redis_py_and_unix_sockets_work(tmp_path: Any) -> None:
@@ -110,3 +123,95 @@ async def test_tls_stays_on_redis_py_and_unix_sockets_work(tmp_path: Any) -> Non
         await fast.close()
         server.kill()
         await server.wait()
+
+
+async def _nothing() -> None:
+    return None
+
+
+class _Heard:
+    def __init__(self) -> None:
+        self.messages: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue()
+        self.reconnects = 0
+        self.back = asyncio.Event()
+
+    def on_message(self, channel: bytes, data: bytes) -> None:
+        self.messages.put_nowait((channel, data))
+
+    async def on_reconnect(self) -> None:
+        self.reconnects += 1
+        self.back.set()
+
+    async def next(self) -> tuple[bytes, bytes]:
+        return await asyncio.wait_for(self.messages.get(), 5)
+
+
+async def test_the_subscriber_hears_its_channels_and_no_others(redis: Redis) -> None:
+    address = Address.like(redis)
+    assert address is not None
+    heard = _Heard()
+    subscriber = Subscriber(address, heard.on_message, heard.on_reconnect)
+    a, b, c = (f"resp-sub-{uuid.uuid4().hex}-{n}".encode() for n in "abc")
+    try:
+        await subscriber.subscribe([a, b, a])  # one reply per channel named, repeats too
+        await redis.publish(c, "unheard")
+        await redis.publish(a, "one")
+        await redis.publish(b, "two")
+        assert [await heard.next(), await heard.next()] == [(a, b"one"), (b, b"two")]
+        await subscriber.unsubscribe([b])
+        await redis.publish(b, "gone")
+        await redis.publish(a, "marker")  # Redis delivers in order: "gone" would come first
+        assert await heard.next() == (a, b"marker")
+        assert subscriber.channels == {a}
+        assert heard.reconnects == 0
+    finally:
+        await subscriber.close()
+
+
+async def test_the_subscriber_comes_back_subscribed_and_says_so(
+    private_redis: PrivateRedis,
+) -> None:
+    heard = _Heard()
+    address = Address(port=private_redis.port)
+    subscriber = Subscriber(address, heard.on_message, heard.on_reconnect)
+    publisher = FastRedis(port=private_redis.port)
+    try:
+        await subscriber.subscribe([b"kept", b"dropped"])
+        await private_redis.kill()
+        # While Redis is away: leaving a channel works (it went with the connection), joining
+        # one fails with nothing added.
+        await subscriber.unsubscribe([b"dropped"])
+        with pytest.raises(RedisConnectionError):
+            await subscriber.subscribe([b"new"])
+        assert subscriber.channels == {b"kept"}
+        await private_redis.start()
+        await asyncio.wait_for(heard.back.wait(), 10)
+        assert subscriber.connected
+        assert heard.reconnects == 1
+        await publisher.call(b"PUBLISH", b"dropped", b"unheard")
+        await publisher.call(b"PUBLISH", b"new", b"unheard")
+        await publisher.call(b"PUBLISH", b"kept", b"after")
+        assert await heard.next() == (b"kept", b"after")
+    finally:
+        await subscriber.close()
+        await publisher.close()
+
+
+async def test_a_subscriber_refused_at_login_does_not_keep_retrying(
+    redis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A wrong password is the caller's error to see, not a connection to reopen forever."""
+    address = Address.like(redis)
+    assert address is not None
+    heard = _Heard()
+    wrong = Subscriber(
+        Address(address.host, address.port, password="wrong"), heard.on_message, heard.on_reconnect
+    )
+    try:
+        with pytest.raises(ResponseError):
+            await wrong.subscribe([b"any"])
+        await asyncio.sleep(0)  # the refused connection's loss is reported meanwhile
+        assert not wrong.connected
+        assert "reconnecting" not in caplog.text
+    finally:
+        await wrong.close()
