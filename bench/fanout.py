@@ -1448,7 +1448,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             for scenario in scenarios:
                 runs: dict[str, list[dict[str, Any]]] = {s: [] for s in SYSTEMS}
                 for repeat in range(args.repeats):
-                    order = SYSTEMS if repeat % 2 == 0 else tuple(reversed(SYSTEMS))
+                    systems = args.systems
+                    order = systems if repeat % 2 == 0 else tuple(reversed(systems))
                     for system in order:
                         try:
                             runs[system].append(await run_once(ctx, system, scenario, repeat))
@@ -1531,7 +1532,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--code", help="run the hubs from this source tree (same dependencies), e.g. a copy"
     )
+    parser.add_argument(
+        "--systems",
+        default=",".join(SYSTEMS),
+        help="cohort,socketio; one alone for a diagnostic (no comparison, not the issue's figure)",
+    )
     args = parser.parse_args(argv)
+    args.systems = tuple(s for s in SYSTEMS if s in args.systems.split(","))
+    if not args.systems:
+        parser.error(f"--systems: one or more of {', '.join(SYSTEMS)}")
     if args.code:
         args.code = str(Path(args.code).resolve())
     if args.connections % ROOM_SIZE or args.connections < 2 * ROOM_SIZE:
