@@ -235,6 +235,8 @@ class _Request:
     reply: asyncio.Future[dict[str, Any]]
     idle: asyncio.Event = field(default_factory=asyncio.Event)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # The kernel began executing it (IOPub ``execute_input``): from then on it heeds SIGINT.
+    began: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass(eq=False)
@@ -1055,12 +1057,14 @@ class Kernels:
                     return RunStatus.INTERRUPTED, None
                 why = f"{reply.get('ename', 'Error')}: {reply.get('evalue', '')}"
                 return RunStatus.ERROR, _notice(f"The project's files were not written ({why}).\n")
+            if live.interrupt_requested:  # while its files were written
+                return RunStatus.INTERRUPTED, None
             await self._set_state(pk, KernelState.BUSY)
             request = self._new_request(lambda kind, c: self._output(pk, live, kind, c))
             msg_id = await self._send(pk, request, code)
             try:
                 async with asyncio.timeout(self.tuning.run_seconds):
-                    reply = await self._wait(request)
+                    reply = await self._wait_interruptible(pk, live, request)
             except TimeoutError:
                 return await self._stop_overrun(pk, request, msg_id)
         except KernelDied:
@@ -1279,6 +1283,26 @@ class Kernels:
                 await request.idle.wait()
         return reply
 
+    async def _wait_interruptible(
+        self, pk: _ProjectKernel, live: _LiveRun, request: _Request
+    ) -> dict[str, Any]:
+        """The run's reply. A kernel ignores SIGINT until it begins executing the code, so
+        an interrupt asked for before then (sent while the request was on its way) is lost:
+        it is sent again once the kernel says it began."""
+        reply = asyncio.ensure_future(self._wait(request))
+        began = asyncio.ensure_future(request.began.wait())
+        try:
+            await asyncio.wait({reply, began}, return_when=asyncio.FIRST_COMPLETED)
+            if not reply.done() and live.interrupt_requested and pk.kernel_id is not None:
+                try:
+                    await self._client.interrupt(pk.kernel_id)
+                except KernelHostError:
+                    log.warning("interrupt failed", extra={"project_id": pk.project_id})
+            return await reply
+        finally:
+            reply.cancel()
+            began.cancel()
+
     async def _request(
         self, pk: _ProjectKernel, code: str, *, silent: bool, within: float
     ) -> dict[str, Any]:
@@ -1316,7 +1340,9 @@ class Kernels:
                     if request.idle.is_set():
                         pk.requests.pop(msg.parent_id or "", None)
                 elif msg.channel == "iopub":
-                    if msg.msg_type == "error":
+                    if msg.msg_type == "execute_input":
+                        request.began.set()
+                    elif msg.msg_type == "error":
                         request.errors.append(msg.content)
                     if request.on_output is not None:
                         await request.on_output(msg.msg_type, msg.content)

@@ -366,6 +366,30 @@ async def test_infinite_loops_end(client: TestClient[Any, Any]) -> None:
     # Interrupt: the run ends "interrupted", the kernel keeps its variables.
     await interrupt_stops_a_loop(client, ana, pid, prints="kept", expected="before\n")
 
+    # The kernel ignores SIGINT until it begins executing a run's code, so an interrupt that
+    # reaches it earlier is lost: the hub sends it again once the kernel says it began. Held
+    # here so that the interrupt comes first: the code's request leaves once it was posted.
+    kernels = client.app[IDE].kernels
+    posted = asyncio.Event()
+    send = kernels._send
+
+    async def after_the_interrupt(pk: Any, request: Any, code: str) -> str:
+        if "sleep(60)" in code:
+            await posted.wait()
+        return await send(pk, request, code)
+
+    kernels._send = after_the_interrupt
+    try:
+        sleeper = await start_run(client, ana, pid, code="import time; time.sleep(60)")
+        await wait_busy(client, ana, pid)
+        resp = await client.post(f"/api/projects/{pid}/kernel/interrupt", headers=ana.auth)
+        assert resp.status == 200
+        posted.set()
+        stopped = await finished(client, ana, pid, sleeper["id"], within=20)
+        assert stopped["status"] == "interrupted", stopped
+    finally:
+        kernels._send = send
+
     # The CPU limit (3 s a run): the kernel is killed and replaced; the next run works.
     spin = await run_code(client, ana, pid, "while True:\n    pass", within=60)
     assert spin["status"] == "limit", spin
