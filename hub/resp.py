@@ -23,7 +23,7 @@ import dataclasses
 import hashlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -71,6 +71,11 @@ class _Resp(asyncio.Protocol):
         self.closed = True
         if self._transport is not None:
             self._transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection at once, unsent data and all (``connection_lost`` follows)."""
+        if self._transport is not None:
+            self._transport.abort()
 
 
 class _Protocol(_Resp):
@@ -313,15 +318,25 @@ class _SubProtocol(_Resp):
 class Subscriber:
     """Pub/sub on a connection of its own. A lost connection is opened again (with backoff)
     and every channel subscribed again, then ``on_reconnect`` runs: what was published
-    meanwhile is gone, and the caller fetches it from where it is kept."""
+    meanwhile is gone, and the caller fetches it from where it is kept.
+
+    A connection can also go quiet without closing (a server stopped, or gone from the network
+    without a reset): every ``check_every`` seconds the subscriber pings, and a connection that
+    does not answer within ``answer_within`` is dropped and opened again like a lost one."""
 
     def __init__(
         self,
         address: Address,
         on_message: OnMessage,
         on_reconnect: Callable[[], Awaitable[None]],
+        *,
+        check_every: float = 15.0,
+        answer_within: float = 5.0,
     ) -> None:
         self._address = address
+        self._check_every = check_every
+        self._answer_within = answer_within
+        self._checker: asyncio.Task[None] | None = None
         self._on_message = on_message
         self._on_reconnect = on_reconnect
         self.channels: set[bytes] = set()
@@ -339,7 +354,8 @@ class Subscriber:
             return
         async with self._lock:
             protocol = await self._connected()
-            await protocol.command([b"SUBSCRIBE", *channels], replies=len(channels))
+            async with self._answered():
+                await protocol.command([b"SUBSCRIBE", *channels], replies=len(channels))
             self.channels.update(channels)
 
     async def unsubscribe(self, channels: Sequence[bytes]) -> None:
@@ -361,6 +377,10 @@ class Subscriber:
 
     async def close(self) -> None:
         self._closed = True
+        if self._checker is not None:
+            self._checker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checker
         for hook in list(self._hooks):
             hook.cancel()
         if self._reconnecting is not None:
@@ -380,15 +400,20 @@ class Subscriber:
             raise RedisConnectionError("the subscriber is closed")
         opened = await self._address.connect(lambda: _SubProtocol(self._on_message, self._lost))
         try:
-            for command in self._address.hello(select=False):  # channels span databases
-                await opened.command(command)
-            if self.channels:
-                channels = sorted(self.channels)
-                await opened.command([b"SUBSCRIBE", *channels], replies=len(channels))
+            async with self._answered():
+                for command in self._address.hello(select=False):  # channels span databases
+                    await opened.command(command)
+                if self.channels:
+                    channels = sorted(self.channels)
+                    await opened.command([b"SUBSCRIBE", *channels], replies=len(channels))
         except BaseException:
             opened.close()
             raise
         self._protocol = opened
+        if self._checker is None:
+            self._checker = asyncio.get_running_loop().create_task(
+                self._check(), name="redis-subscriber-check"
+            )
         if self._connected_before:
             log.info("redis subscriber connection back")
             hook = asyncio.get_running_loop().create_task(self._run_reconnect_hook())
@@ -396,6 +421,30 @@ class Subscriber:
             hook.add_done_callback(self._hooks.discard)
         self._connected_before = True
         return opened
+
+    @contextlib.asynccontextmanager
+    async def _answered(self) -> AsyncIterator[None]:
+        """Redis's answers within ``answer_within``, or ``ConnectionError``."""
+        try:
+            async with asyncio.timeout(self._answer_within):
+                yield
+        except TimeoutError as exc:
+            raise RedisConnectionError("Redis did not answer the subscriber") from exc
+
+    async def _check(self) -> None:
+        while True:
+            await asyncio.sleep(self._check_every)
+            protocol = self._protocol
+            if protocol is None or protocol.closed:
+                continue  # being reopened
+            try:
+                async with asyncio.timeout(self._answer_within):
+                    await protocol.command([b"PING"])
+            except TimeoutError:
+                log.warning("redis subscriber connection silent; reopening it")
+                protocol.abort()  # reported lost: reopened, then the hooks run
+            except (RedisConnectionError, ResponseError):
+                pass  # lost already, and being reopened
 
     def _lost(self, protocol: _SubProtocol) -> None:
         # Only the connection in use: one that failed while being opened was never in use.

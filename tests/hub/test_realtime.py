@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import os
+import signal
 import socket
 from typing import Any, cast
 
@@ -579,6 +580,12 @@ class PrivateRedis:
         assert self._proc is not None
         self._proc.kill()
         await self._proc.wait()
+
+    def pause(self, paused: bool = True) -> None:
+        """Stop (SIGSTOP) or continue the server: stopped, it answers nothing and keeps its
+        connections open, like a server gone from the network without a reset."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP if paused else signal.SIGCONT)
 
 
 @pytest.fixture

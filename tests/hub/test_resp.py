@@ -215,3 +215,31 @@ async def test_a_subscriber_refused_at_login_does_not_keep_retrying(
         assert "reconnecting" not in caplog.text
     finally:
         await wrong.close()
+
+
+async def test_a_silent_subscriber_connection_is_reopened(private_redis: PrivateRedis) -> None:
+    """A server that stops answering without closing the connection: the subscriber's ping
+    goes unanswered, it drops the connection and opens another once the server is back."""
+    heard = _Heard()
+    address = Address(port=private_redis.port)
+    subscriber = Subscriber(
+        address, heard.on_message, heard.on_reconnect, check_every=0.2, answer_within=0.5
+    )
+    publisher = FastRedis(port=private_redis.port)
+    try:
+        await subscriber.subscribe([b"kept"])
+        private_redis.pause()
+        async with asyncio.timeout(10):
+            # Until the unanswered ping drops it (the subscriber has no event to wait on).
+            while subscriber.connected:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        with pytest.raises(RedisConnectionError):  # nothing answers meanwhile
+            await subscriber.subscribe([b"new"])
+        private_redis.pause(False)
+        await asyncio.wait_for(heard.back.wait(), 10)
+        await publisher.call(b"PUBLISH", b"kept", b"after")
+        assert await heard.next() == (b"kept", b"after")
+    finally:
+        private_redis.pause(False)
+        await subscriber.close()
+        await publisher.close()
