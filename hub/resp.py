@@ -438,13 +438,14 @@ class Subscriber:
             if protocol is None or protocol.closed:
                 continue  # being reopened
             try:
-                async with asyncio.timeout(self._answer_within):
+                async with self._answered():
                     await protocol.command([b"PING"])
-            except TimeoutError:
-                log.warning("redis subscriber connection silent; reopening it")
-                protocol.abort()  # reported lost: reopened, then the hooks run
-            except (RedisConnectionError, ResponseError):
-                pass  # lost already, and being reopened
+            except RedisConnectionError:
+                if not protocol.closed:  # silent, not lost (a lost one is being reopened)
+                    log.warning("redis subscriber connection silent; reopening it")
+                    protocol.abort()  # reported lost: reopened, then the hooks run
+            except ResponseError:
+                pass
 
     def _lost(self, protocol: _SubProtocol) -> None:
         # Only the connection in use: one that failed while being opened was never in use.

@@ -527,10 +527,13 @@ class Kernels:
     async def _interrupt_here(self, pk: _ProjectKernel) -> None:
         if pk.current is not None and pk.kernel_id is not None:
             pk.current.interrupt_requested = True
-            try:
-                await self._client.interrupt(pk.kernel_id)
-            except KernelHostError:
-                log.warning("interrupt failed", extra={"project_id": pk.project_id}, exc_info=True)
+            await self._signal_interrupt(pk, pk.kernel_id)
+
+    async def _signal_interrupt(self, pk: _ProjectKernel, kernel_id: str) -> None:
+        try:
+            await self._client.interrupt(kernel_id)
+        except KernelHostError:
+            log.warning("interrupt failed", extra={"project_id": pk.project_id}, exc_info=True)
 
     async def _restart_here(self, pk: _ProjectKernel) -> None:
         if pk.kernel_id is None:
@@ -1294,10 +1297,7 @@ class Kernels:
         try:
             await asyncio.wait({reply, began}, return_when=asyncio.FIRST_COMPLETED)
             if not reply.done() and live.interrupt_requested and pk.kernel_id is not None:
-                try:
-                    await self._client.interrupt(pk.kernel_id)
-                except KernelHostError:
-                    log.warning("interrupt failed", extra={"project_id": pk.project_id})
+                await self._signal_interrupt(pk, pk.kernel_id)
             return await reply
         finally:
             reply.cancel()
