@@ -23,7 +23,7 @@ import dataclasses
 import hashlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -304,15 +304,30 @@ class _SubProtocol(_Resp):
             if not future.done():
                 future.set_exception(error)
 
-    async def command(self, args: Sequence[Arg], replies: int = 1) -> Any:
+    async def command(
+        self, args: Sequence[Arg], replies: int = 1, within: float | None = None
+    ) -> Any:
         """Send a command and wait for its ``replies`` replies (one per channel of a
-        SUBSCRIBE or UNSUBSCRIBE); returns the last."""
+        SUBSCRIBE or UNSUBSCRIBE); returns the last. ``within``: seconds to wait, after which
+        ``ConnectionError``."""
         if self.closed or self._transport is None or self._transport.is_closing():
             raise RedisConnectionError("Connection to Redis is closed")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._expected.append([replies, future])
         self._transport.write(encode(args))
-        return await future
+        if within is None:
+            return await future
+        # Not asyncio.timeout: when the event loop was held up for longer than ``within``,
+        # the answer and the timer are both due in the same turn, and the timer would win:
+        # a connection that answered would be dropped, and what it carried meanwhile lost.
+        try:
+            await asyncio.wait((future,), timeout=within)
+        finally:
+            if not future.done():
+                future.cancel()  # its reply, if it comes, is skipped
+        if future.cancelled():
+            raise RedisConnectionError("Redis did not answer the subscriber")
+        return future.result()
 
 
 class Subscriber:
@@ -354,8 +369,9 @@ class Subscriber:
             return
         async with self._lock:
             protocol = await self._connected()
-            async with self._answered():
-                await protocol.command([b"SUBSCRIBE", *channels], replies=len(channels))
+            await protocol.command(
+                [b"SUBSCRIBE", *channels], replies=len(channels), within=self._answer_within
+            )
             self.channels.update(channels)
 
     async def unsubscribe(self, channels: Sequence[bytes]) -> None:
@@ -400,12 +416,13 @@ class Subscriber:
             raise RedisConnectionError("the subscriber is closed")
         opened = await self._address.connect(lambda: _SubProtocol(self._on_message, self._lost))
         try:
-            async with self._answered():
-                for command in self._address.hello(select=False):  # channels span databases
-                    await opened.command(command)
-                if self.channels:
-                    channels = sorted(self.channels)
-                    await opened.command([b"SUBSCRIBE", *channels], replies=len(channels))
+            for command in self._address.hello(select=False):  # channels span databases
+                await opened.command(command, within=self._answer_within)
+            if self.channels:
+                channels = sorted(self.channels)
+                await opened.command(
+                    [b"SUBSCRIBE", *channels], replies=len(channels), within=self._answer_within
+                )
         except BaseException:
             opened.close()
             raise
@@ -422,15 +439,6 @@ class Subscriber:
         self._connected_before = True
         return opened
 
-    @contextlib.asynccontextmanager
-    async def _answered(self) -> AsyncIterator[None]:
-        """Redis's answers within ``answer_within``, or ``ConnectionError``."""
-        try:
-            async with asyncio.timeout(self._answer_within):
-                yield
-        except TimeoutError as exc:
-            raise RedisConnectionError("Redis did not answer the subscriber") from exc
-
     async def _check(self) -> None:
         while True:
             await asyncio.sleep(self._check_every)
@@ -438,8 +446,7 @@ class Subscriber:
             if protocol is None or protocol.closed:
                 continue  # being reopened
             try:
-                async with self._answered():
-                    await protocol.command([b"PING"])
+                await protocol.command([b"PING"], within=self._answer_within)
             except RedisConnectionError:
                 if not protocol.closed:  # silent, not lost (a lost one is being reopened)
                     log.warning("redis subscriber connection silent; reopening it")

@@ -6,6 +6,7 @@ channels alone, and coming back subscribed after Redis did."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -243,3 +244,36 @@ async def test_a_silent_subscriber_connection_is_reopened(private_redis: Private
         private_redis.pause(False)
         await subscriber.close()
         await publisher.close()
+
+
+async def test_a_held_up_event_loop_does_not_drop_an_answering_connection(redis: Redis) -> None:
+    """The hub's event loop stops for longer than the ping may take (a long callback, a
+    preempted process) while the server answers at once: when the loop comes back, the answer
+    is there, and the connection (and what it carries) is kept."""
+    address = Address.like(redis)
+    assert address is not None
+    heard = _Heard()
+    subscriber = Subscriber(
+        address, heard.on_message, heard.on_reconnect, check_every=0.01, answer_within=0.1
+    )
+    channel = f"resp-held-{uuid.uuid4().hex}".encode()
+    try:
+        await subscriber.subscribe([channel])
+        protocol = subscriber._protocol
+        assert protocol is not None
+        for _ in range(3):
+            async with asyncio.timeout(5):
+                while not protocol._expected:  # until the check's ping is out  # noqa: ASYNC110
+                    await asyncio.sleep(0)
+            # Holds the loop: the answer and the timer are both due after it.
+            time.sleep(0.3)  # noqa: ASYNC251
+            async with asyncio.timeout(5):
+                while protocol._expected:  # the ping answered or given up  # noqa: ASYNC110
+                    await asyncio.sleep(0)
+        assert subscriber._protocol is protocol
+        assert subscriber.connected
+        await redis.publish(channel, "still heard")
+        assert await heard.next() == (channel, b"still heard")
+        assert heard.reconnects == 0
+    finally:
+        await subscriber.close()
