@@ -500,9 +500,16 @@ class Gateway:
                     continue
                 if origin != self._id:
                     for channel, payload in batch:
-                        self._dispatch(channel, payload)
+                        self._deliver_heard(channel, payload)
                 continue
-            self._dispatch(message.channel, message.data)
+            self._deliver_heard(message.channel, message.data)
+
+    def _deliver_heard(self, channel: str, payload: bytes) -> None:
+        # One message that fails here must not end the router: every later one would be lost.
+        try:
+            self._dispatch(channel, payload)
+        except Exception:
+            log.exception("a broker message was not delivered", extra={"channel": channel})
 
     def _dispatch(self, channel: str, payload: bytes) -> None:
         conns = self.members.get(channel)

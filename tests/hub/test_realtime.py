@@ -227,6 +227,32 @@ async def test_a_gap_on_the_broker_is_filled_from_storage(
     ]
 
 
+async def test_a_message_that_cannot_be_delivered_does_not_stop_the_next(
+    client: TestClient[Any, Any], rooms: web.Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One broker message whose delivery fails (a bug's exception) is logged and skipped:
+    the hub's router goes on with the next, instead of ending and leaving the hub deaf."""
+    gateway = rooms[HUB].gateway
+    ana = await sign_up(client, "Ana")
+    sock = await connect(client, ana)
+    await sock.subscribe("room:router")
+    dispatch = gateway._dispatch
+    failed: list[str] = []
+
+    def fails_once(channel: str, payload: bytes) -> None:
+        if not failed:
+            failed.append(channel)
+            raise RuntimeError("a bug in delivery")
+        dispatch(channel, payload)
+
+    monkeypatch.setattr(gateway, "_dispatch", fails_once)
+    await gateway.publish_ephemeral("room:router", {"n": 1})
+    await gateway.publish_ephemeral("room:router", {"n": 2})
+    frames = await sock.recv_until(lambda f: f.get("op") == "message")
+    assert failed == ["room:router"]
+    assert frames[-1]["data"] == {"n": 2}
+
+
 async def test_a_message_ahead_of_a_gap_waits_for_the_missing_one(
     client: TestClient[Any, Any], rooms: web.Application
 ) -> None:
@@ -554,10 +580,28 @@ class PrivateRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     async def start(self) -> None:
-        self._proc = await asyncio.create_subprocess_exec(
+        """Start the server; the first start takes another port while the one picked was
+        taken meanwhile (``_free_port`` only finds one that was free a moment ago: another
+        worker's server or client may have it now), a restart keeps its port."""
+        restart = self._proc is not None
+        for _ in range(1 if restart else 5):
+            if await self._started():
+                return
+            if self._proc is not None and self._proc.returncode is None:
+                self._proc.kill()
+                await self._proc.wait()
+            if not restart:
+                self.port = _free_port()
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    async def _started(self) -> bool:
+        """Whether the server started here is the one answering on ``port``."""
+        proc = self._proc = await asyncio.create_subprocess_exec(
             "redis-server",
             "--port",
             str(self.port),
+            "--bind",
+            "127.0.0.1",
             "--save",
             "",
             "--appendonly",
@@ -568,13 +612,25 @@ class PrivateRedis:
             stderr=asyncio.subprocess.DEVNULL,
         )
         for _ in range(200):
+            if proc.returncode is not None:
+                return False  # it could not listen there
             try:
-                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                writer.close()
-                return
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
             except OSError:
                 await asyncio.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
+                continue
+            try:
+                writer.write(b"INFO server\r\n")
+                await writer.drain()
+                async with asyncio.timeout(5):
+                    header = await reader.readline()  # $<length>: a bulk string
+                    info = await reader.readexactly(int(header[1:]))
+            except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
+                return False
+            finally:
+                writer.close()
+            return f"process_id:{proc.pid}\r\n".encode() in info
+        return False
 
     async def kill(self) -> None:
         assert self._proc is not None
