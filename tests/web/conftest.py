@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,18 @@ CHROMIUM_ARGS = [
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
+
+# How long an assertion waits for the page (Playwright's default is 5 s): these are whole
+# journeys through the hub, run beside the rest of the suite on two cores, where a page that
+# is ready in half a second alone can take several.
+PATIENCE_MS = 20_000
+
+
+@pytest.fixture(autouse=True)
+def patient_assertions() -> Iterator[None]:
+    expect.set_options(timeout=PATIENCE_MS)
+    yield
+    expect.set_options(timeout=5_000)
 
 
 @pytest.fixture
@@ -94,7 +106,7 @@ async def sees_remote_video(page: Page) -> None:
 async def new_page(browser: Browser) -> Page:
     context = await browser.new_context()
     page = await context.new_page()
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(PATIENCE_MS)
     return page
 
 

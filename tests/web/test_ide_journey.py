@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -34,13 +33,6 @@ BEN = ("ben@example.com", "ben reads the docs 2026", "Ben Brown")
 @pytest.fixture
 async def server(make_server: ServerFactory) -> TestServer:
     return await make_server()
-
-
-@pytest.fixture(autouse=True)
-def patient_assertions() -> Iterator[None]:
-    expect.set_options(timeout=LIVE_MS)
-    yield
-    expect.set_options(timeout=5_000)
 
 
 async def create_project(page: Page, base: str, name: str) -> int:

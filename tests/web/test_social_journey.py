@@ -5,7 +5,6 @@ finds everything missed; the bell rings live when the other @mentions them."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from aiohttp.test_utils import TestServer
@@ -26,14 +25,6 @@ BEN = ("ben@example.com", "ben reads the docs 2026", "Ben Brown")
 @pytest.fixture
 async def server(make_server: ServerFactory) -> TestServer:
     return await make_server()
-
-
-@pytest.fixture(autouse=True)
-def patient_assertions() -> Iterator[None]:
-    """Assertions here wait on other browsers through the hub: give them time."""
-    expect.set_options(timeout=LIVE_MS)
-    yield
-    expect.set_options(timeout=5_000)
 
 
 def is_read(response: Response) -> bool:
