@@ -192,6 +192,10 @@ class Calls:
         return True
 
     async def snapshot(self, user: User, channel: str) -> list[dict[str, Any]]:
+        return await self.current(channel)
+
+    async def current(self, channel: str) -> list[dict[str, Any]]:
+        """The roster on ``call:<id>``, and a peer's own roster (its Janus token) on its inbox."""
         parsed = parse_call_channel(channel)
         assert parsed is not None
         call, peer = parsed

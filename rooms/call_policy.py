@@ -28,3 +28,6 @@ class CallPolicy(BasePolicy):
 
     async def snapshot(self, user: User, channel: str) -> list[dict[str, Any]]:
         return await self._calls.snapshot(user, channel)
+
+    async def current(self, channel: str) -> list[dict[str, Any]]:
+        return await self._calls.current(channel)

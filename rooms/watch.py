@@ -588,6 +588,21 @@ class WatchParties:
         frame = await self._mutate(party_id, change, online=online, force=True)
         return [frame]
 
+    async def current(self, channel: str) -> list[dict[str, Any]]:
+        """The state as it stands, changing nothing (sent again to a hub's members after its
+        broker connection came back)."""
+        party_id = parse_watch_channel(channel)
+        if party_id is None:
+            return []
+        online = await self._online(party_id)
+        async with self._db.sessions() as s:
+            party = await s.get(WatchParty, party_id)
+            if party is None or party.status != "live":
+                return []
+            rows = await s.scalars(select(WatchMember).where(WatchMember.party_id == party_id))
+            members = {m.user_id: m for m in rows}
+            return [state_frame(party, members, online, self._now_ms())]
+
     async def left(self, user: User, channel: str) -> None:
         """A connection left ``watch:<id>``: stop waiting for a member who is gone."""
         party_id = parse_watch_channel(channel)

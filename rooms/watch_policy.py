@@ -28,3 +28,6 @@ class WatchPolicy(BasePolicy):
 
     async def snapshot(self, user: User, channel: str) -> list[dict[str, Any]]:
         return await self._parties.joined(user, channel)
+
+    async def current(self, channel: str) -> list[dict[str, Any]]:
+        return await self._parties.current(channel)

@@ -120,6 +120,12 @@ class ChannelPolicy(Protocol):
         """Message data sent to a new subscriber right after it subscribed (current state)."""
         ...
 
+    async def current(self, channel: str) -> list[dict[str, Any]]:
+        """An ephemeral channel's state as it stands, for all its subscribers (reading it
+        changes nothing): sent again to this hub's members after the hub's broker connection
+        came back, since what was published meanwhile never reached them."""
+        ...
+
 
 class BasePolicy:
     durable = False
@@ -132,6 +138,9 @@ class BasePolicy:
         raise Forbidden("This channel does not take messages from clients.")
 
     async def snapshot(self, user: User, channel: str) -> list[dict[str, Any]]:
+        return []
+
+    async def current(self, channel: str) -> list[dict[str, Any]]:
         return []
 
 
@@ -615,13 +624,32 @@ class Gateway:
         read the presence lists again (their events are not stored)."""
         self._presence_resync.set()
         durable = [c for c in self.members if (p := self.policy_for(c)) and p.durable]
-        if not durable:
+        if durable:
+            heads = await self.store.heads(durable)
+            for channel, head in heads.items():
+                if head > self._last_seq.get(channel, 0) and channel not in self._repairing:
+                    self._repairing[channel] = [head]
+                    asyncio.get_running_loop().create_task(self._repair(channel))
+        # Ephemeral channels have nothing stored to repair from: their members here get the
+        # state as it stands now instead (a watch party's playback, a call's roster).
+        for channel in [c for c in self.members if (p := self.policy_for(c)) and not p.durable]:
+            policy = self.policy_for(channel)
+            assert policy is not None
+            try:
+                for data in await policy.current(channel):
+                    self._push_here(channel, data)
+            except Exception:
+                log.exception("channel state not sent again", extra={"channel": channel})
+
+    def _push_here(self, channel: str, data: dict[str, Any]) -> None:
+        """An ephemeral message to this hub's members of ``channel`` only."""
+        conns = self.members.get(channel)
+        if not conns:
             return
-        heads = await self.store.heads(durable)
-        for channel, head in heads.items():
-            if head > self._last_seq.get(channel, 0) and channel not in self._repairing:
-                self._repairing[channel] = [head]
-                asyncio.get_running_loop().create_task(self._repair(channel))
+        frame = message_frame(channel, None, data)
+        framed = text_frame(frame)
+        for conn in tuple(conns):
+            conn.push(channel, frame, framed)
 
     async def _join(self, channel: str, conn: Connection, durable: bool) -> None:
         waiting = self._joining.get(channel)

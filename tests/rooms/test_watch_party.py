@@ -6,6 +6,7 @@ of a party nobody is in."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import pytest
@@ -521,14 +522,26 @@ async def test_a_party_nobody_is_in_ends_after_the_delay(
     assert [m["text"] for m in (await resp.json())["items"]] == ["brb"]
 
 
-@pytest.mark.redis
-async def test_two_hubs_share_one_state(
+@dataclasses.dataclass
+class TwoHubs:
+    """A party with Ana on hub one and Ben on hub two, both subscribed and waited for."""
+
+    one: Client
+    two: Client
+    ana: Account
+    ben: Account
+    a: Member
+    b: Member
+
+
+@pytest.fixture
+async def party_on_two_hubs(
     aiohttp_client: Any,
     settings: Any,
     private_redis: PrivateRedis,
     clock: FakeClock,
     fast_hashing: Any,
-) -> None:
+) -> TwoHubs:
     one, two = await two_hubs(aiohttp_client, settings, private_redis.url, clock, fast_hashing)
     account = await verified_teacher(one, one.app)
     course_id, (lesson, *_rest) = await a_course(one, one.app, account)
@@ -540,6 +553,12 @@ async def test_two_hubs_share_one_state(
     await a.subscribe()
     await b.subscribe()
     await a.until(lambda s: s["waiting_for"] == sorted([ana.id, ben.id]))
+    return TwoHubs(one, two, ana, ben, a, b)
+
+
+@pytest.mark.redis
+async def test_two_hubs_share_one_state(party_on_two_hubs: TwoHubs) -> None:
+    ana, a, b = party_on_two_hubs.ana, party_on_two_hubs.a, party_on_two_hubs.b
     await a.ok(cmd="ready", ready=True)
     await b.ok(cmd="ready", ready=True)
     ready = await a.until(lambda s: s["waiting_for"] == [])
@@ -576,3 +595,50 @@ async def test_two_hubs_share_one_state(
     assert final_a["version"] == ready["version"] + 2
     won = answer_a if answer_a["op"] == "ack" else answer_b
     assert final_a["resume"] if won is answer_a else final_a["position"] == 40
+
+
+class _HeldAddress:
+    """A subscriber's Redis address whose next connection waits until ``release``."""
+
+    def __init__(self, address: Any) -> None:
+        self._address = address
+        self.released = asyncio.Event()
+
+    async def connect(self, factory: Any) -> Any:
+        await self.released.wait()
+        return await self._address.connect(factory)
+
+    def hello(self, select: bool = True) -> Any:
+        return self._address.hello(select=select)
+
+
+@pytest.mark.redis
+async def test_a_hub_that_lost_the_broker_sends_the_state_again(
+    party_on_two_hubs: TwoHubs,
+) -> None:
+    """A change made while hub two's broker connection was down never reaches hub two (pub/sub
+    keeps nothing): once it is back, hub two sends its members the state as it stands."""
+    two, ana, a, b = (
+        party_on_two_hubs.two,
+        party_on_two_hubs.ana,
+        party_on_two_hubs.a,
+        party_on_two_hubs.b,
+    )
+
+    subscriber = two.app[HUB].broker._subscriber
+    held = _HeldAddress(subscriber._address)
+    subscriber._address = held
+    subscriber._protocol.abort()  # lost: it reconnects, and waits for `release`
+    async with asyncio.timeout(5):
+        while subscriber.connected:  # noqa: ASYNC110 (reported by the transport)
+            await asyncio.sleep(0.01)
+    await a.ok(cmd="no_wait", value=True)
+
+    def opted_out(state: dict[str, Any]) -> bool:
+        return any(m["id"] == ana.id and m["no_wait"] for m in state["members"])
+
+    changed = await a.until(opted_out)
+    held.released.set()
+    again = await b.until(opted_out)
+    assert again["version"] == changed["version"]
+    assert again["members"] == changed["members"]
