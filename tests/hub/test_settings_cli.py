@@ -164,7 +164,13 @@ def test_serve_migrates_seeds_and_answers(clean_env: Path) -> None:
         assert (clean_env / "cohort.db").exists()
     finally:
         proc.terminate()
-        output, _ = proc.communicate(timeout=15)
+        try:
+            # A transcode of the demo videos is under way: it stops at its next frame.
+            output, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+            raise AssertionError(f"cohort serve did not stop on SIGTERM:\n{output}") from None
     assert "admin@example.com" in output
     assert "hub-keeper-2026" in output
     base = f"http://127.0.0.1:{port}"

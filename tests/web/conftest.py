@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
+from aiohttp.web_runner import BaseRunner
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from hub.app import create_app
@@ -46,11 +47,21 @@ def patient_assertions() -> Iterator[None]:
     expect.set_options(timeout=5_000)
 
 
+class _Server(TestServer):
+    """A hub served as `cohort serve` serves it (``web.run_app``): a request whose client goes
+    away is not cancelled. (aiohttp's test server cancels it, and a static file opened for a
+    request the browser dropped, while the opening was still under way, is then never closed.)"""
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        return await super()._make_runner(**{**kwargs, "handler_cancellation": False})
+
+
 @pytest.fixture
-def make_server(
-    aiohttp_server: Any, tmp_path: Path, sqlite_template: Path, fast_hashing: Any
-) -> ServerFactory:
+async def make_server(
+    tmp_path: Path, sqlite_template: Path, fast_hashing: Any
+) -> AsyncIterator[ServerFactory]:
     """Start a hub on the embedded default (SQLite) with the built front end."""
+    servers: list[TestServer] = []
 
     async def start(**overrides: Any) -> TestServer:
         assert (REPO_ROOT / "web" / "dist" / "index.html").exists(), "run `make web` first"
@@ -59,9 +70,14 @@ def make_server(
             tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'cohort.db'}", **overrides
         )
         app = create_app(settings, clock=SystemClock(), hashing=fast_hashing)
-        return await aiohttp_server(app)  # type: ignore[no-any-return]
+        server = _Server(app, host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        return server
 
-    return start
+    yield start
+    for server in servers:
+        await server.close()
 
 
 @pytest.fixture
