@@ -497,6 +497,12 @@ class Kernels:
         await self._projects.get(user, project_id)
         return await self._state_anywhere(project_id)
 
+    async def current(self, project_id: int) -> list[dict[str, Any]]:
+        """The ``project:<id>`` channel's state as it stands: the kernel's (sent again to a
+        hub's members after its broker connection came back; runs that ended meanwhile are
+        read by the clients, which poll unfinished ones)."""
+        return [{"type": "kernel", "kernel": await self._state_anywhere(project_id)}]
+
     async def interrupt(self, user: User, project_id: int) -> dict[str, Any]:
         """Interrupt the run in progress (it ends ``interrupted``); nothing when idle."""
         await self._writer(user, project_id)

@@ -89,7 +89,7 @@ def install(app: web.Application, hub: Hub, api: Api, services: IdeServices) -> 
     app[IDE] = services
     register_routes(api)
     register_kernel_routes(api)
-    hub.gateway.register("project", ProjectChannelPolicy(services.projects))
+    hub.gateway.register("project", ProjectChannelPolicy(services.projects, services.kernels))
     app.router.add_get("/yjs/{doc}", open_document)
 
     async def documents(app: web.Application) -> AsyncIterator[None]:

@@ -440,6 +440,25 @@ async def test_idle_kernels_are_culled(client: TestClient[Any, Any], clock: Fake
     await still_works(client, ana, pid)
 
 
+async def test_a_hub_back_on_the_broker_sends_the_kernel_state_again(
+    client: TestClient[Any, Any],
+) -> None:
+    """Frames the project channel carried while the hub's broker connection was down are
+    gone: once it is back (the broker's reconnect hook), the hub's members get the kernel's
+    state as it stands."""
+    ana = await sign_up(client, "Ana")
+    pid = (await create_project(client, ana))["id"]
+    socket = await connect(client, ana)
+    assert (await socket.subscribe(f"project:{pid}"))["op"] == "subscribed"
+    await client.app[HUB].gateway.catch_up()
+    frames = await socket.recv_until(lambda f: f.get("op") == "message")
+    assert frames[-1]["channel"] == f"project:{pid}"
+    assert frames[-1]["data"] == {
+        "type": "kernel",
+        "kernel": {"state": "none", "run": None, "queued": 0},
+    }
+
+
 async def test_a_remote_jupyter_server(
     aiohttp_client: Any, tmp_path: Path, database_url: str, fast_hashing: Any
 ) -> None:
