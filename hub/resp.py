@@ -77,6 +77,19 @@ class _Resp(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(RedisConnectionError(f"Connection to Redis lost: {exc or 'closed'}"))
+
+    def _broken(self, why: str) -> None:
+        """Redis sent what cannot be read, or what was not asked for: every caller waiting
+        fails, and the connection is dropped."""
+        self._fail(RedisConnectionError(why))
+        self.abort()
+
+    def _fail(self, error: Exception) -> None:
+        """Closed to new commands; every command still waiting gets ``error``."""
+        raise NotImplementedError
+
 
 class _Protocol(_Resp):
     def __init__(self) -> None:
@@ -97,12 +110,7 @@ class _Protocol(_Resp):
                 else:
                     future.set_result(reply)
         except (hiredis.ProtocolError, IndexError) as exc:
-            self._fail(RedisConnectionError(f"Redis sent what is not RESP: {exc}"))
-            assert self._transport is not None
-            self._transport.abort()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._fail(RedisConnectionError(f"Connection to Redis lost: {exc or 'closed'}"))
+            self._broken(f"Redis sent what is not RESP: {exc}")
 
     def _fail(self, error: Exception) -> None:
         self.closed = True
@@ -289,12 +297,10 @@ class _SubProtocol(_Resp):
                     if not entry[1].done():
                         entry[1].set_result(reply)
         except (hiredis.ProtocolError, IndexError) as exc:
-            self._fail(RedisConnectionError(f"Redis sent what was not asked for: {exc}"))
-            assert self._transport is not None
-            self._transport.abort()
+            self._broken(f"Redis sent what was not asked for: {exc}")
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._fail(RedisConnectionError(f"Connection to Redis lost: {exc or 'closed'}"))
+        super().connection_lost(exc)
         self._on_lost(self)
 
     def _fail(self, error: Exception) -> None:

@@ -632,9 +632,10 @@ class Gateway:
                     asyncio.get_running_loop().create_task(self._repair(channel))
         # Ephemeral channels have nothing stored to repair from: their members here get the
         # state as it stands now instead (a watch party's playback, a call's roster).
-        for channel in [c for c in self.members if (p := self.policy_for(c)) and not p.durable]:
+        for channel in list(self.members):
             policy = self.policy_for(channel)
-            assert policy is not None
+            if policy is None or policy.durable:
+                continue
             try:
                 for data in await policy.current(channel):
                     self._push_here(channel, data)
