@@ -55,17 +55,9 @@ class RateLimiter(Protocol):
         say which refused first."""
         ...
 
-    async def take_many(
-        self, requests: Sequence[Take], *, version: str | None = None
-    ) -> tuple[list[Refused | None], int]:
-        """``take`` for each request, in order, in one round trip (a batch of messages): a
-        request sees the hits of the ones before it. With ``version``, also reads that counter
-        (``bump``) in the same round trip; 0 without."""
-        ...
-
-    async def bump(self, version: str) -> None:
-        """Move a counter that ``take_many`` reads on (a version of what its callers keep in
-        memory: whoever changes that thing bumps it after committing the change)."""
+    async def take_many(self, requests: Sequence[Take]) -> list[Refused | None]:
+        """``take`` for each request, in order, in one round trip: a request sees the hits of
+        the ones before it."""
         ...
 
     async def give_back(self, keys: Sequence[str], token: str) -> None:
@@ -80,7 +72,6 @@ class MemoryRateLimiter:
         self._clock = clock
         # key -> (time, token) of each recent hit, oldest first
         self._hits: dict[str, deque[tuple[float, str]]] = {}
-        self._versions: dict[str, int] = {}
 
     def _live(self, key: str, window: float) -> deque[tuple[float, str]]:
         hits = self._hits.setdefault(key, deque())
@@ -110,14 +101,8 @@ class MemoryRateLimiter:
             self._live(limit.key, limit.window).append((now, token))
         return None
 
-    async def take_many(
-        self, requests: Sequence[Take], *, version: str | None = None
-    ) -> tuple[list[Refused | None], int]:
-        taken = [await self.take(r.limits, r.token) for r in requests]
-        return taken, (self._versions.get(version, 0) if version is not None else 0)
-
-    async def bump(self, version: str) -> None:
-        self._versions[version] = self._versions.get(version, 0) + 1
+    async def take_many(self, requests: Sequence[Take]) -> list[Refused | None]:
+        return [await self.take(r.limits, r.token) for r in requests]
 
     async def give_back(self, keys: Sequence[str], token: str) -> None:
         for key in keys:
@@ -144,19 +129,14 @@ return tostring(tonumber(oldest[2]) + window - now)
 # room, every one hit, in one script: the Redis server's clock (TIME in a script that writes is
 # fine with effects replication, the default since Redis 5). A batch of requests is one round
 # trip, and a request sees the hits of those before it.
-# KEYS: a counter to read (ARGV[1] is 1) or not (0), then every request's limits' keys, in
-# order; ARGV: that flag, then for each request its number of limits, its token, then limit and
-# window of each. Returns the counter's value (0 when not read), then {refused limit (1-based)
-# or 0, wait} for each request.
+# KEYS: every request's limits' keys, in order; ARGV: for each request its number of limits, its
+# token, then limit and window of each. Returns {refused limit (1-based) or 0, wait} for each
+# request.
 _TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local out = {0}
-local k, a = 0, 2
-if ARGV[1] == '1' then
-  out[1] = tonumber(redis.call('GET', KEYS[1]) or '0')
-  k = 1
-end
+local out = {}
+local k, a = 0, 1
 while a <= #ARGV do
   local n, token = tonumber(ARGV[a]), ARGV[a + 1]
   a = a + 2
@@ -193,12 +173,10 @@ class RedisRateLimiter:
     """A sorted set per key, scored by the Redis server's clock so hubs' skew does not matter."""
 
     def __init__(self, redis: Redis, prefix: str, fast: FastRedis | None = None) -> None:
-        """``fast``: the hub's lean connection, for ``take_many`` (a batch of chat messages'
-        budgets, on every batch); redis-py's otherwise."""
+        """``fast``: the hub's lean connection, for ``take_many``; redis-py's otherwise."""
         self._redis = redis
         self._fast = fast
         self._prefix = f"{prefix}:rl:"
-        self._versions = f"{prefix}:version:"
         self._retry_after = redis.register_script(_RETRY_AFTER)
         self._take = redis.register_script(_TAKE)
 
@@ -220,15 +198,13 @@ class RedisRateLimiter:
             await pipe.execute()
 
     async def take(self, limits: Sequence[Limit], token: str) -> Refused | None:
-        return (await self.take_many([Take(limits, token)]))[0][0]
+        return (await self.take_many([Take(limits, token)]))[0]
 
-    async def take_many(
-        self, requests: Sequence[Take], *, version: str | None = None
-    ) -> tuple[list[Refused | None], int]:
-        if not requests and version is None:
-            return [], 0
-        keys: list[str] = [] if version is None else [self._versions + version]
-        args: list[str | int | float] = [0 if version is None else 1]
+    async def take_many(self, requests: Sequence[Take]) -> list[Refused | None]:
+        if not requests:
+            return []
+        keys: list[str] = []
+        args: list[str | int | float] = []
         for request in requests:
             args += [len(request.limits), request.token]
             for limit in request.limits:
@@ -238,14 +214,10 @@ class RedisRateLimiter:
             out = await self._fast.evalsha(_TAKE_BYTES, keys, args)
         else:
             out = await self._take(keys=keys, args=args)
-        taken = [
+        return [
             None if int(index) == 0 else Refused(int(index) - 1, max(0.0, float(wait)))
-            for index, wait in zip(out[1::2], out[2::2], strict=True)
+            for index, wait in zip(out[0::2], out[1::2], strict=True)
         ]
-        return taken, int(out[0])
-
-    async def bump(self, version: str) -> None:
-        await self._redis.incr(self._versions + version)
 
     async def give_back(self, keys: Sequence[str], token: str) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:

@@ -119,7 +119,6 @@ def build_hub(
         broker=broker,
         tickets=tickets,
         presence=presence,
-        limiter=limiter,
         clock=clock,
         send_buffer=settings.ws_send_buffer,
         max_frame_bytes=settings.ws_max_frame_bytes,

@@ -8,11 +8,9 @@ The channel's events (``channel_messages``) are what subscribers receive and rep
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import math
 import time
-import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,10 +25,10 @@ from hub.db import Database
 from hub.errors import Conflict, FieldError, Forbidden, NotFound, RateLimited, ValidationFailed
 from hub.identity.models import User
 from hub.notifications.service import Notifications
-from hub.ratelimit import Limit, RateLimiter, Take
-from hub.realtime.gateway import STANDING, Gateway
+from hub.ratelimit import RateLimiter
+from hub.realtime.gateway import Gateway
 from hub.realtime.models import ChannelMessage
-from hub.realtime.store import Companion, Stored
+from hub.realtime.store import Budget, Companion, Guard, NotStored, Stored
 from rooms.access import Access, ChannelAccess
 from rooms.channels import ChannelRef, parse_channel
 from rooms.events import Delete, Edit, NewMessage, React, parse_event
@@ -47,6 +45,8 @@ MAX_EMOJI_PER_MESSAGE = 20
 EXCERPT = 140
 # New messages admitted together at most.
 ADMIT_BATCH = 256
+# Times a message is admitted at most when members' standing keeps changing as it is stored.
+ADMIT_TRIES = 5
 # Senders' standings kept in memory: how many, and for how long at most (a change made around
 # the gateway, straight in the database, shows after that long).
 STANDING_KEPT = 100_000
@@ -77,19 +77,15 @@ class Chat:
         self._access = access
         # Mentions and replies being notified, after their message was acknowledged.
         self._notifying: set[asyncio.Task[None]] = set()
-        # New messages are admitted a batch at a time (one take of their budgets per batch, not
-        # per message), the next batch once the last one's messages are stored.
-        self._admission: Coalescer[_Ask, tuple[Access, list[str]]] = Coalescer(
-            self._admit,
-            max_batch=ADMIT_BATCH,
-            name="chat-admission",
-            gate=gateway.durable_settled,
+        # New messages are admitted a batch at a time: each sender's standing in the channel,
+        # from memory or read for the batch at once. Their budgets and the standing version
+        # they were admitted on are checked where they are stored (``Guard``).
+        self._admission: Coalescer[_Ask, tuple[Access, int]] = Coalescer(
+            self._admit, max_batch=ADMIT_BATCH, name="chat-admission"
         )
         # Senders' standing (user id, channel) -> (access, monotonic time read), valid while
-        # the standing version read with each batch's budgets stays ``_version``: whoever
-        # changes a member's standing bumps it (``Gateway.standing_changed``, evictions).
-        self._tokens = uuid.uuid4().hex[:16] + ":"
-        self._counter = itertools.count()
+        # the standing version stays ``_version`` (-1: not read yet, or seen to move): whoever
+        # changes a member's standing moves it (``Gateway.standing_changed``, evictions).
         self._standing: OrderedDict[tuple[int, str], tuple[Access, float]] = OrderedDict()
         self._version = -1
 
@@ -145,16 +141,15 @@ class Chat:
         return access
 
     async def _message(self, user: User, channel: str, event: NewMessage) -> int:
-        """A new message: admitted with the others arriving meanwhile (the sender's standing
-        and their message budget, and slow mode where the channel has it: ``_admit``), then
-        stored with its ``chat_messages`` row by the gateway's group commit, which announces
-        it."""
-        # Names this message's budget hits: unique across hubs (a random prefix per process).
-        token = f"{self._tokens}{next(self._counter)}"
-        access, taken = await self._admission.submit(_Ask(user.id, channel, token))
+        """A new message: admitted with the others arriving meanwhile (the sender's standing:
+        ``_admit``), then stored with its ``chat_messages`` row by the gateway's group commit,
+        which announces it. The transaction storing it checks the sender's budget, slow mode
+        where the channel has it, and that their standing did not change since it was read
+        (if it did, the message is admitted again)."""
         now = self._clock.now()
         mentions = list(dict.fromkeys(event.mentions))
-        try:
+        for _ in range(ADMIT_TRIES):
+            access, version = await self._admission.submit(_Ask(user.id, channel))
             parent_author = await self._check_references(access, event, mentions)
             data = {
                 "type": "message",
@@ -173,17 +168,29 @@ class Chat:
                 "reactions": {},
                 "created_at": now,
             }
-            stored = await self._gateway.publish_durable(
-                channel,
-                data,
-                author_id=user.id,
-                now=now,
-                companions=[Companion(_CHAT_MESSAGES, row)],
-            )
-        except Exception:
-            # Refused or not stored: the message does not count against the sender's budget.
-            await self._limiter.give_back(taken, token)
-            raise
+            budgets = [Budget(_CHAT_MESSAGES, MESSAGES_PER_WINDOW, RATE_WINDOW)]
+            slow = access.slow_mode_seconds if not access.moderator else 0
+            if slow > 0:
+                budgets.append(Budget(_CHAT_MESSAGES, 1, float(slow)))
+            try:
+                stored = await self._gateway.publish_durable(
+                    channel,
+                    data,
+                    author_id=user.id,
+                    now=now,
+                    companions=[Companion(_CHAT_MESSAGES, row)],
+                    guard=Guard(version, tuple(budgets)),
+                )
+            except NotStored as refused:
+                if refused.budget is None:  # their standing moved: read it again
+                    self._forget(version)
+                    continue
+                raise await self._over_budget(
+                    user.id, channel, budgets[refused.budget], now
+                ) from None
+            break
+        else:
+            raise RuntimeError("members' standing kept changing while a message was admitted")
         if mentions or parent_author is not None:
             task = asyncio.get_running_loop().create_task(
                 self._notify(user, access, stored.seq, event, mentions, parent_author)
@@ -192,82 +199,73 @@ class Chat:
             task.add_done_callback(self._notifying.discard)
         return stored.seq
 
-    async def _admit(self, asks: list[_Ask]) -> list[tuple[Access, list[str]] | BaseException]:
-        """Admit a batch of new messages: their budgets taken in one Redis call that also reads
-        the standing version; each sender's standing in the channel from memory, or read (for
-        the batch at once) when not known since the version last moved; slow mode where a
-        channel has it. Budgets of messages refused meanwhile are given back. Each message gets
-        its access and the budget keys it took, or the refusal."""
-        budgets = [
-            Take(
-                [Limit(f"chat:msg:{a.user_id}:{a.channel}", MESSAGES_PER_WINDOW, RATE_WINDOW)],
-                a.token,
+    async def _over_budget(
+        self, user_id: int, channel: str, budget: Budget, now: datetime
+    ) -> RateLimited:
+        """The refusal of a message over ``budget``, with the wait until the oldest of the
+        messages that spent it leaves its window."""
+        async with self._db.connect() as conn:
+            oldest = await conn.scalar(
+                select(ChatMessage.created_at)
+                .where(
+                    ChatMessage.channel == channel,
+                    ChatMessage.author_id == user_id,
+                    ChatMessage.created_at > now - timedelta(seconds=budget.window),
+                )
+                .order_by(ChatMessage.created_at.desc())
+                .offset(budget.limit - 1)
+                .limit(1)
             )
-            for a in asks
-        ]
-        took, version = await self._limiter.take_many(budgets, version=STANDING)
-        taken = [(b.limits[0].key, b.token) for b, r in zip(budgets, took, strict=True) if not r]
-        try:
-            standings = await self._standings(asks, version)
-        except BaseException:
-            await self._give_back(taken)
-            raise
-        outcomes: list[tuple[Access, list[str]] | BaseException] = []
-        back: list[tuple[str, str]] = []  # budget keys to give back, with their tokens
-        paced: list[tuple[int, Take]] = []
-        for k, (ask, access, budget, refused) in enumerate(
-            zip(asks, standings, budgets, took, strict=True)
-        ):
-            key = budget.limits[0].key
+        # None: the messages that spent it were stored with this one, in the same batch.
+        wait = budget.window if oldest is None else (oldest - now).total_seconds() + budget.window
+        if budget.limit == 1:
+            why = f"Slow mode: one message every {budget.window:g} seconds in this channel."
+        else:
+            why = f"At most {budget.limit} messages per {budget.window:g} seconds in a channel."
+        return _rate_limited(wait, why)
+
+    def _forget(self, version: int) -> None:
+        """The standing version moved past ``version``: what was read on it is dropped."""
+        if self._version == version:
+            self._standing.clear()
+            self._version = -1
+
+    async def _admit(self, asks: list[_Ask]) -> list[tuple[Access, int] | BaseException]:
+        """Admit a batch of new messages: each sender's standing in the channel from memory, or
+        read (for the batch at once) when not known since the standing version last moved.
+        Each message gets its sender's access and the version it is valid for, or the
+        refusal."""
+        if self._version < 0:
+            # Read before the standings it is for: a change committed meanwhile moves it again.
+            self._version = await self._gateway.standing_version()
+        version = self._version
+        outcomes = self._judge(await self._standings(asks, version), version)
+        if any(isinstance(o, BaseException) for o in outcomes):
+            # A refusal is not guarded where messages are stored: it stands only if the
+            # standing it was judged on is still current (a member unmuted since).
+            current = await self._gateway.standing_version()
+            if current != version:
+                self._forget(version)
+                self._version = current
+                outcomes = self._judge(await self._standings(asks, current), current)
+        return outcomes
+
+    def _judge(
+        self, standings: list[Access | None], version: int
+    ) -> list[tuple[Access, int] | BaseException]:
+        outcomes: list[tuple[Access, int] | BaseException] = []
+        for access in standings:
             try:
-                self._may_post(access)
+                outcomes.append((self._may_post(access), version))
             except Forbidden as exc:
-                if refused is None:
-                    back.append((key, ask.token))
                 outcomes.append(exc)
-                continue
-            assert access is not None
-            if refused is not None:
-                why = f"At most {MESSAGES_PER_WINDOW} messages per {RATE_WINDOW:g} seconds"
-                outcomes.append(_rate_limited(refused.retry_after, why + " in a channel."))
-                continue
-            outcomes.append((access, [key]))
-            slow = access.slow_mode_seconds if not access.moderator else 0
-            if slow > 0:
-                pace = Limit(f"chat:slow:{ask.user_id}:{ask.channel}", 1, float(slow))
-                paced.append((k, Take([pace], ask.token)))
-        if paced:
-            try:
-                refusals, _ = await self._limiter.take_many([t for _, t in paced])
-            except Exception:
-                back += [
-                    (o[1][0], a.token)
-                    for a, o in zip(asks, outcomes, strict=True)
-                    if not isinstance(o, BaseException)
-                ]
-                await self._give_back(back)
-                raise
-            for (k, take), refused in zip(paced, refusals, strict=True):
-                admitted = outcomes[k]
-                assert not isinstance(admitted, BaseException)
-                access, keys = admitted
-                if refused is None:
-                    keys.append(take.limits[0].key)
-                    continue
-                slow = access.slow_mode_seconds
-                why = f"Slow mode: one message every {slow} seconds in this channel."
-                outcomes[k] = _rate_limited(refused.retry_after, why)
-                back.append((keys[0], take.token))
-        await self._give_back(back)
         return outcomes
 
     async def _standings(self, asks: list[_Ask], version: int) -> list[Access | None]:
         """Each sender's access to the channel, as of ``version`` of standings (read after the
-        version was: a change committed meanwhile moves it again, so nothing stale is kept).
-        Refusals are not kept: a stranger's every message is read anew."""
-        if version != self._version:
-            self._standing.clear()
-            self._version = version
+        version was: a change committed meanwhile moves it again, and the messages admitted on
+        it are refused where they are stored). Refusals are not kept: a stranger's every
+        message is read anew."""
         now = time.monotonic()
         found: dict[tuple[int, str], Access | None] = {}
         unknown: dict[tuple[int, str], ChannelRef] = {}
@@ -284,19 +282,16 @@ class Chat:
                 unknown[pair] = ref
         if unknown:
             read = await self._access.many(self._db, [(u, ref) for (u, _), ref in unknown.items()])
+            # Kept only while the version they were read on stands (``_forget``).
+            keep = self._version == version
             for pair, access in zip(unknown, read, strict=True):
                 found[pair] = access
-                if access is not None:
+                if access is not None and keep:
                     self._standing[pair] = (access, now)
                     self._standing.move_to_end(pair)
             while len(self._standing) > STANDING_KEPT:
                 self._standing.popitem(last=False)
         return [found[(ask.user_id, ask.channel)] for ask in asks]
-
-    async def _give_back(self, taken: list[tuple[str, str]]) -> None:
-        """Budget keys with the tokens of the messages they were taken for."""
-        for key, token in taken:
-            await self._limiter.give_back([key], token)
 
     async def _check_references(
         self, access: Access, event: NewMessage, mentions: list[int]
@@ -493,11 +488,10 @@ _CHAT_MESSAGES = cast(Table, ChatMessage.__table__)
 
 @dataclass(frozen=True, slots=True)
 class _Ask:
-    """A new message waiting to be admitted: who sends it where, and its budget's token."""
+    """A new message waiting to be admitted: who sends it where."""
 
     user_id: int
     channel: str
-    token: str
 
 
 def _rate_limited(wait: float, why: str) -> RateLimited:

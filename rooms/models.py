@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import Base, BigId, UTCDateTime
@@ -17,6 +17,10 @@ class ChatMessage(Base):
     durable messages (``channel_messages``) are the events that led here."""
 
     __tablename__ = "chat_messages"
+    # A sender's recent messages in a channel: their budget, counted where messages are stored.
+    __table_args__ = (
+        Index("ix_chat_messages_channel_author_created", "channel", "author_id", "created_at"),
+    )
 
     channel: Mapped[str] = mapped_column(String(200), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)

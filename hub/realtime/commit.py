@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from hub.batching import Coalescer
-from hub.realtime.store import MessageStore, Pending, Stored
+from hub.realtime.store import MessageStore, NotStored, Pending, Stored
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,10 @@ class GroupCommit:
     async def submit(self, message: Pending) -> Stored:
         """Store ``message`` and announce it; returns it once both are done.
 
-        Raises whatever storing it raised (a failing message does not fail its batch-mates:
-        a failed batch is retried one message at a time)."""
+        Raises:
+            NotStored: its guard refused it (nothing was written for it).
+            Whatever storing it raised (a failing message does not fail its batch-mates: a
+            failed batch is retried one message at a time)."""
         return await self._batches.submit(message)
 
     async def idle(self) -> None:
@@ -52,7 +54,7 @@ class GroupCommit:
         """Finish what was submitted; refuse anything new."""
         await self._batches.close()
 
-    async def _write(self, batch: list[Pending]) -> list[Stored | BaseException]:
+    async def _write(self, batch: list[Pending]) -> list[Stored | NotStored | BaseException]:
         try:
             stored = await self._store.store_many(batch)
         except Exception as exc:
@@ -63,9 +65,9 @@ class GroupCommit:
                 extra={"messages": len(batch)},
                 exc_info=True,
             )
-            outcomes: list[Stored | BaseException] = []
+            outcomes: list[Stored | NotStored | BaseException] = []
             for one in batch:
                 outcomes += await self._write([one])
             return outcomes
-        await self._announce(stored)
+        await self._announce([s for s in stored if isinstance(s, Stored)])
         return list(stored)

@@ -33,18 +33,20 @@ from hub.clock import Clock
 from hub.db import Database
 from hub.errors import CohortError, ErrorCode, Forbidden, NotFound, Unauthenticated
 from hub.identity.models import AuthSession, User
-from hub.ratelimit import RateLimiter
 from hub.realtime.collector import Collector
 from hub.realtime.commit import GroupCommit
 from hub.realtime.presence import REFRESH_EVERY, PresenceStore
 from hub.realtime.store import (
     Companion,
+    Guard,
     MessageStore,
     Pending,
     Stored,
     is_presence,
     message_frame,
+    move_standing,
     pack,
+    standing_version,
     unpack,
     unwire,
     wire,
@@ -78,9 +80,6 @@ CONTROL_CHANNEL = "gateway-control"
 # one broker message (``pack``) and heard by every hub: one publish per batch, and one message
 # to read per batch on each hub, instead of one per message.
 BATCH_CHANNEL = "gateway-batch"
-# The version of members' standing in channels (``RateLimiter.bump``): packages that keep who may
-# post where in memory read it with each batch's budgets, and keep nothing across a change.
-STANDING = "standing"
 # Joins and leaves of a channel's members on this hub within this many seconds go out as one
 # presence event: a room of n filling up costs n events per member, not n² in all.
 PRESENCE_BATCH = 0.25
@@ -269,7 +268,6 @@ class Gateway:
         broker: Broker,
         tickets: TicketStore,
         presence: PresenceStore,
-        limiter: RateLimiter,
         clock: Clock,
         send_buffer: int,
         max_frame_bytes: int,
@@ -282,7 +280,6 @@ class Gateway:
         self._db = db
         self._broker = broker
         self._presence = presence
-        self._limiter = limiter
         self._clock = clock
         self._send_buffer = send_buffer
         self._max_frame = max_frame_bytes
@@ -406,19 +403,18 @@ class Gateway:
         author_id: int | None = None,
         now: datetime | None = None,
         companions: Sequence[Companion] = (),
+        guard: Guard | None = None,
     ) -> Stored:
         """Store a message (the channel's next sequence number) with its ``companions`` rows in
         one transaction, then fan it out; returns once both are done. Messages published
-        meanwhile share the transaction (group commit: hub/realtime/commit.py)."""
-        pending = Pending(channel, data, author_id, now or self._clock.now(), tuple(companions))
-        return await self._commit.submit(pending)
+        meanwhile share the transaction (group commit: hub/realtime/commit.py).
 
-    async def durable_settled(self) -> None:
-        """Returns once the durable messages published so far are stored and announced (handed
-        to the broker): a package that admits messages a batch at a time waits for this before
-        taking its next batch, so that the messages arriving meanwhile are admitted, and then
-        stored, together (one round trip each per batch, and batches grow with the load)."""
-        await self._commit.idle()
+        Raises:
+            NotStored: ``guard`` refused it in that transaction; nothing was written."""
+        pending = Pending(
+            channel, data, author_id, now or self._clock.now(), tuple(companions), guard
+        )
+        return await self._commit.submit(pending)
 
     async def _announce_many(self, stored: Sequence[Stored]) -> None:
         # This hub's own members have them at once, not a Redis round trip later (the batch
@@ -461,13 +457,21 @@ class Gateway:
 
     async def standing_changed(self) -> None:
         """After a change to who may post where (a mute, a role, a channel's slow mode) was
-        committed: every hub reads its members' standing anew before their next message.
-        While Redis is down no message is admitted; one kept past a bump that failed then
-        lasts until it expires (``rooms.chat.STANDING_TTL``)."""
+        committed: every hub reads its members' standing anew before their next message (the
+        messages stored from then on are checked against the new version). One kept past a
+        move that failed lasts until it expires (``rooms.chat.STANDING_TTL``)."""
         try:
-            await self._limiter.bump(STANDING)
+            async with self._db.writing() as conn:
+                await move_standing(conn)
         except Exception:
             log.warning("standing version not moved", exc_info=True)
+
+    async def standing_version(self) -> int:
+        """The version of members' standing: read it before reading a member's standing, and
+        store their messages guarded by it (``Guard``): a message whose sender's standing
+        changed meanwhile is refused (``NotStored``), to be admitted again."""
+        async with self._db.connect() as conn:
+            return await standing_version(conn)
 
     async def evict(self, channel: str, user_id: int, reason: str) -> None:
         """End a user's subscriptions to a channel on every hub (banned, left, unfriended):

@@ -1,4 +1,5 @@
-"""Durable channel storage: each channel's head (last sequence number) and its messages."""
+"""Durable channel storage: each channel's head (last sequence number) and its messages, and the
+versions of what hubs keep in memory about who may publish where."""
 
 from __future__ import annotations
 
@@ -32,3 +33,14 @@ class ChannelMessage(Base):
     # What subscribers receive as the message frame's `data`.
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RealtimeVersion(Base):
+    """A counter that hubs' cached state is valid for (``standing``: members' access to
+    channels). Whoever changes that state moves it after committing the change; the
+    transaction storing a message checks it against the version its sender was admitted on."""
+
+    __tablename__ = "realtime_versions"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)

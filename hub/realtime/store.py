@@ -7,17 +7,17 @@ import functools
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Table, insert, select
+from sqlalchemy import JSON, Table, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from hub.broker import Broker
 from hub.db import Database
-from hub.realtime.models import ChannelHead, ChannelMessage
+from hub.realtime.models import ChannelHead, ChannelMessage, RealtimeVersion
 
 EPHEMERAL = b"-"
 # Presence changes travel as ephemeral messages marked apart, so that hubs can follow who is
@@ -123,6 +123,38 @@ class Companion:
 
 
 @dataclass(frozen=True, slots=True)
+class Budget:
+    """At most ``limit`` rows of ``table`` by a message's author in its channel within the
+    ``window`` seconds up to the message's time. ``table`` has ``channel``, ``author_id`` and
+    ``created_at`` columns, an index on those three, and is one of the message's companion
+    tables, so that each message stored spends the budget and a message refused spends
+    nothing."""
+
+    table: Table
+    limit: int
+    window: float
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """What the transaction storing a message checks before it gives the message a number:
+    that members' standing is still at the version the sender was admitted on
+    (``realtime_versions``, moved by ``move_standing``), then each of the sender's budgets."""
+
+    standing: int
+    budgets: tuple[Budget, ...] = ()
+
+
+class NotStored(Exception):
+    """A guarded message its transaction refused: ``budget`` is the index of the budget that
+    refused it, or None when the standing version had moved (admit it again)."""
+
+    def __init__(self, budget: int | None) -> None:
+        super().__init__("standing moved" if budget is None else f"budget {budget} spent")
+        self.budget = budget
+
+
+@dataclass(frozen=True, slots=True)
 class Pending:
     """A durable message waiting to be stored."""
 
@@ -131,22 +163,54 @@ class Pending:
     author_id: int | None
     now: datetime
     companions: tuple[Companion, ...] = ()
+    guard: Guard | None = None
+
+
+STANDING = "standing"
+
+
+async def standing_version(conn: AsyncConnection) -> int:
+    """The version of members' standing (0 before it first moves)."""
+    value = await conn.scalar(select(RealtimeVersion.value).where(RealtimeVersion.name == STANDING))
+    return int(value or 0)
+
+
+async def move_standing(conn: AsyncConnection) -> None:
+    """Move the standing version (in the caller's transaction, after the change it stands
+    for was committed or with it): messages admitted on the old one are admitted again."""
+    insert_version = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
+        RealtimeVersion
+    ).values(name=STANDING, value=1)
+    await conn.execute(
+        insert_version.on_conflict_do_update(
+            index_elements=[RealtimeVersion.name],
+            set_={"value": RealtimeVersion.value + 1},
+        )
+    )
 
 
 # PostgreSQL: a whole batch in one statement, so one round trip and no BEGIN/COMMIT (a single
-# statement is its own transaction). Each channel's head moves by its count in the batch (heads
-# locked in channel order, so two batches never wait on each other crosswise) and the batch's
-# messages of a channel take the numbers below the new head in their order in the batch; the
-# companion rows go in with the number of their message. The text depends only on which
-# companion tables and columns the batch has (prepared once per connection for each).
+# statement is its own transaction). Guarded messages are judged first (``Guard``): a standing
+# version that moved, then each budget in turn (the author's rows of its table in the channel
+# within its window, plus the author's messages before this one in the batch that have that
+# budget: a batch's own rows are not visible to the statement that inserts them). Each channel's
+# head moves by its count of messages admitted (heads locked in channel order, so two batches
+# never wait on each other crosswise) and the channel's admitted messages take the numbers below
+# the new head in their order in the batch; the companion rows go in with the number of their
+# message. The text depends only on which budget tables, companion tables and columns the batch
+# has (prepared once per connection for each).
 _BATCH_PG = """
 WITH batch AS (
     SELECT * FROM unnest(
         CAST($1 AS varchar[]), CAST($2 AS bigint[]), CAST($3 AS text[]),
-        CAST($4 AS timestamptz[])
-    ) WITH ORDINALITY AS b(channel, author_id, data, created_at, ord)
+        CAST($4 AS timestamptz[]){guard_arrays}
+    ) WITH ORDINALITY AS b(channel, author_id, data, created_at{guard_names}, ord)
+), judged AS (
+    SELECT b.*, {refusal} AS refused FROM batch AS b
+), admitted AS (
+    SELECT * FROM judged WHERE refused IS NULL
 ), counts AS (
-    SELECT channel, count(*) AS n FROM batch GROUP BY channel
+    SELECT channel, count(*) AS n FROM admitted GROUP BY channel
 ), heads AS (
     INSERT INTO channel_heads AS h (channel, last_seq)
     SELECT channel, n FROM counts ORDER BY channel
@@ -156,26 +220,60 @@ WITH batch AS (
     SELECT b.ord, b.channel, b.author_id, b.data, b.created_at,
            heads.last_seq - counts.n
                + row_number() OVER (PARTITION BY b.channel ORDER BY b.ord) AS seq
-    FROM batch AS b JOIN counts USING (channel) JOIN heads USING (channel)
+    FROM admitted AS b JOIN counts USING (channel) JOIN heads USING (channel)
 ), stored AS (
     INSERT INTO channel_messages (channel, seq, author_id, data, created_at)
     SELECT channel, seq, author_id, CAST(data AS json), created_at FROM numbered
 ){companions}
-SELECT ord, seq FROM numbered
+SELECT ord, seq, NULL AS refused FROM numbered
+UNION ALL
+SELECT ord, NULL, refused FROM judged WHERE refused IS NOT NULL
 """
 
 _PG = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 CompanionShape = tuple[tuple[Table, tuple[str, ...]], ...]
+# None: no message of the batch is guarded; else the table of each budget position.
+GuardShape = tuple[Table, ...] | None
 
 
 @functools.lru_cache(maxsize=64)
-def _batch_sql_pg(shape: CompanionShape) -> str:
-    """``_BATCH_PG`` with one insert per companion table and set of columns: each column comes
-    as an array (JSON ones as text), then the array of the rows' messages' positions."""
-    parts = []
-    n = 4
+def _batch_sql_pg(shape: CompanionShape, guards: GuardShape = None) -> str:
+    """``_BATCH_PG`` with the guard's arrays when the batch has guarded messages (the standing
+    version expected, then limit and window of each budget), and one insert per companion table
+    and set of columns: each column comes as an array (JSON ones as text), then the array of
+    the rows' messages' positions. Refusal codes: -1 the standing moved, k budget k spent."""
     quote = _PG.identifier_preparer.quote
+    n = 4
+    guard_arrays = guard_names = ""
+    refusal = "CAST(NULL AS integer)"
+    if guards is not None:
+        n += 1
+        guard_arrays = f", CAST(${n} AS bigint[])"
+        guard_names = ", standing"
+        cases = [
+            "WHEN b.standing IS NOT NULL AND b.standing <> coalesce((SELECT value FROM "
+            f"realtime_versions WHERE name = '{STANDING}'), 0) THEN -1"
+        ]
+        for k, table in enumerate(guards):
+            guard_arrays += f", CAST(${n + 1} AS integer[]), CAST(${n + 2} AS float8[])"
+            n += 2
+            guard_names += f", limit_{k}, window_{k}"
+            # At most ``limit`` rows are read, newest first, on the table's (channel,
+            # author_id, created_at) index: what the order asks for, whatever the statistics.
+            cases.append(
+                f"WHEN b.limit_{k} IS NOT NULL AND (\n"
+                f"        SELECT count(*) FROM (SELECT FROM {quote(table.name)} AS t\n"
+                f"            WHERE t.channel = b.channel AND t.author_id = b.author_id\n"
+                f"            AND t.created_at > b.created_at - make_interval(secs => b.window_{k})"
+                f"\n            ORDER BY t.channel, t.author_id, t.created_at DESC"
+                f" LIMIT b.limit_{k}) AS recent\n"
+                f"    ) + count(b.limit_{k}) OVER (PARTITION BY b.channel, b.author_id ORDER BY"
+                f" b.ord\n        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) >= b.limit_{k}"
+                f" THEN {k}"
+            )
+        refusal = "CASE\n        " + "\n        ".join(cases) + "\n    END"
+    parts = []
     for k, (table, keys) in enumerate(shape):
         arrays: list[str] = []
         picks: list[str] = []
@@ -197,7 +295,31 @@ def _batch_sql_pg(shape: CompanionShape) -> str:
             f"    FROM unnest({', '.join(arrays)}, CAST(${n} AS bigint[])) AS v({names}, ord)\n"
             "    JOIN numbered ON numbered.ord = v.ord\n)"
         )
-    return _BATCH_PG.format(companions="".join(parts))
+    return _BATCH_PG.format(
+        guard_arrays=guard_arrays,
+        guard_names=guard_names,
+        refusal=refusal,
+        companions="".join(parts),
+    )
+
+
+def _guard_shape(batch: Sequence[Pending]) -> GuardShape:
+    """The budget tables of a batch's guarded messages, by position.
+
+    Raises:
+        ValueError: two messages have different tables at the same position (the group commit
+            then stores the batch's messages one by one)."""
+    guards = [p.guard for p in batch if p.guard is not None]
+    if not guards:
+        return None
+    tables: list[Table] = []
+    for guard in guards:
+        for k, budget in enumerate(guard.budgets):
+            if k == len(tables):
+                tables.append(budget.table)
+            elif tables[k] is not budget.table:
+                raise ValueError("a batch's budgets at one position are on different tables")
+    return tuple(tables)
 
 
 class MessageStore:
@@ -233,14 +355,22 @@ class MessageStore:
         await s.flush()
         return Stored(channel, seq, message_frame(channel, seq, data))
 
-    async def store_many(self, batch: Sequence[Pending]) -> list[Stored]:
+    async def store_many(self, batch: Sequence[Pending]) -> list[Stored | NotStored]:
         """Store a batch of messages with their companion rows in one transaction; each gets its
-        channel's next sequence number, in batch order. Publish them after this returns."""
+        channel's next sequence number, in batch order, unless its guard refuses it (then it
+        takes no number and writes nothing). Publish the stored ones after this returns."""
         if not batch:
             return []
         if self._db.is_sqlite:
             async with self._db.writing() as conn:
-                return await self.append_many(conn, batch)
+                refusals = await self._judge(conn, batch)
+                stored = iter(
+                    await self.append_many(
+                        conn, [p for p, r in zip(batch, refusals, strict=True) if r is None]
+                    )
+                )
+                return [next(stored) if r is None else r for r in refusals]
+        guards = _guard_shape(batch)
         encoded = [orjson.dumps(p.data) for p in batch]
         shapes: dict[tuple[Table, tuple[str, ...]], list[tuple[int, dict[str, Any]]]] = {}
         for ord_, p in enumerate(batch, start=1):
@@ -252,6 +382,15 @@ class MessageStore:
             [e.decode() for e in encoded],
             [p.now for p in batch],
         ]
+        if guards is not None:
+            args.append([None if p.guard is None else p.guard.standing for p in batch])
+            for k in range(len(guards)):
+                budgets = [
+                    p.guard.budgets[k] if p.guard is not None and k < len(p.guard.budgets) else None
+                    for p in batch
+                ]
+                args.append([None if b is None else b.limit for b in budgets])
+                args.append([None if b is None else b.window for b in budgets])
         for (table, keys), rows in shapes.items():
             for key in keys:
                 values = [v[key] for _, v in rows]
@@ -260,12 +399,60 @@ class MessageStore:
                 args.append(values)
             args.append([ord_ for ord_, _ in rows])
         async with self._db.driver() as conn:
-            numbered = await conn.fetch(_batch_sql_pg(tuple(shapes)), *args)
-        by_ord = {int(o): int(seq) for o, seq in numbered}
-        return [
-            Stored(p.channel, by_ord[k], _frame_of(p.channel, by_ord[k], e))
-            for k, (p, e) in enumerate(zip(batch, encoded, strict=True), start=1)
-        ]
+            numbered = await conn.fetch(_batch_sql_pg(tuple(shapes), guards), *args)
+        by_ord = {int(o): (seq, refused) for o, seq, refused in numbered}
+        outcomes: list[Stored | NotStored] = []
+        for k, (p, e) in enumerate(zip(batch, encoded, strict=True), start=1):
+            seq, refused = by_ord[k]
+            if seq is None:
+                outcomes.append(NotStored(None if refused < 0 else int(refused)))
+            else:
+                outcomes.append(Stored(p.channel, int(seq), _frame_of(p.channel, int(seq), e)))
+        return outcomes
+
+    async def _judge(
+        self, conn: AsyncConnection, batch: Sequence[Pending]
+    ) -> list[NotStored | None]:
+        """The guards of a batch, in portable statements inside its transaction (SQLite, where
+        it is the only writer): each message's refusal, or None to store it. Messages before
+        it in the batch count for a budget when they are stored."""
+        if all(p.guard is None for p in batch):
+            return [None] * len(batch)
+        version = await standing_version(conn)
+        admitted: list[Pending] = []
+        refusals: list[NotStored | None] = []
+        for p in batch:
+            refusal = None
+            if p.guard is not None:
+                if p.guard.standing != version:
+                    refusal = NotStored(None)
+                else:
+                    for k, budget in enumerate(p.guard.budgets):
+                        since = p.now - timedelta(seconds=budget.window)
+                        table = budget.table
+                        spent = await conn.scalar(
+                            select(func.count())
+                            .select_from(table)
+                            .where(
+                                table.c.channel == p.channel,
+                                table.c.author_id == p.author_id,
+                                table.c.created_at > since,
+                            )
+                        )
+                        spent = (spent or 0) + sum(
+                            1
+                            for a in admitted
+                            if (a.channel, a.author_id) == (p.channel, p.author_id)
+                            and a.guard is not None
+                            and k < len(a.guard.budgets)
+                        )
+                        if spent >= budget.limit:
+                            refusal = NotStored(k)
+                            break
+            refusals.append(refusal)
+            if refusal is None:
+                admitted.append(p)
+        return refusals
 
     async def append_many(self, conn: AsyncConnection, batch: Sequence[Pending]) -> list[Stored]:
         """``store_many`` inside the caller's transaction (``Database.writing``), in portable

@@ -128,21 +128,18 @@ async def _take_and_give_back(limiter: RateLimiter) -> None:
 
 async def _take_many(limiter: RateLimiter) -> None:
     """``take_many`` is ``take`` for each request in order: a request sees the hits of the ones
-    before it in the same batch, and a refused one records nothing; it reads a version counter
-    in the same round trip."""
+    before it in the same batch, and a refused one records nothing."""
     budget = Limit("msg:y", 2, 60)
     slow = Limit("slow:y", 1, 30)
-    got, version = await limiter.take_many(
+    got = await limiter.take_many(
         [
             Take([budget], "a"),
             Take([budget, slow], "b"),  # the budget's second hit, slow mode's first
             Take([budget], "c"),  # the budget is spent
             Take([Limit("msg:z", 2, 60)], "d"),  # someone else's budget
             Take([slow], "e"),
-        ],
-        version="v",
+        ]
     )
-    assert version == 0
     assert [r is None for r in got] == [True, True, False, True, False]
     refused = got[2]
     assert refused is not None
@@ -152,14 +149,9 @@ async def _take_many(limiter: RateLimiter) -> None:
     assert refused is not None
     assert refused.index == 0
     assert 29 < refused.retry_after <= 30
-    assert await limiter.take_many([]) == ([], 0)
+    assert await limiter.take_many([]) == []
     await limiter.give_back(["msg:y"], "a")
-    assert await limiter.take_many([Take([budget], "f")]) == ([None], 0)
-    # The counter moves with each bump, and is read with or without requests.
-    await limiter.bump("v")
-    await limiter.bump("v")
-    assert await limiter.take_many([], version="v") == ([], 2)
-    assert (await limiter.take_many([Take([budget], "g")], version="v"))[1] == 2
+    assert await limiter.take_many([Take([budget], "f")]) == [None]
 
 
 async def test_memory_limiter_takes_and_gives_back(clock: FakeClock) -> None:

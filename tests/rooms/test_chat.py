@@ -6,13 +6,23 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from sqlalchemy import Table
 
 from hub.clock import FakeClock
+from hub.realtime.store import (
+    Budget,
+    Companion,
+    Guard,
+    NotStored,
+    Pending,
+    Stored,
+    move_standing,
+)
 from hub.services import HUB
 from rooms.models import ChatMessage
 from tests.catalog.test_communities import create_community, mute
@@ -680,3 +690,107 @@ async def test_a_batch_of_messages_keeps_each_budget(client: Client, app: web.Ap
     seqs = sorted(a["seq"] for a in bens + anas if a["op"] == "ack")
     assert seqs == list(range(1, 17))
     assert await stored(app, general) == (16, 16)
+
+
+async def test_the_storing_transaction_judges_guarded_messages(
+    client: Client, app: web.Application, clock: FakeClock
+) -> None:
+    """A guarded message is stored only if members' standing is at the version it was admitted
+    on and each of its budgets has room: counted from the budget table's rows and from the
+    author's messages before it in the batch. A refused one takes no number and writes no
+    row; the others of its batch are stored as if it had not been there."""
+    ana = await sign_up(client, "Ana")
+    ben = await sign_up(client, "Ben")
+    store = app[HUB].gateway.store
+    table = cast(Table, ChatMessage.__table__)
+    channel = "chat:group:77"
+    now = clock.now()
+
+    def message(author: Account, version: int, *budgets: Budget, at: Any = now) -> Pending:
+        row = {
+            "channel": channel,
+            "author_id": author.id,
+            "text": "hi",
+            "reply_to": None,
+            "mentions": [],
+            "reactions": {},
+            "created_at": at,
+        }
+        return Pending(
+            channel,
+            {"text": "hi"},
+            author.id,
+            at,
+            (Companion(table, row),),
+            Guard(version, budgets),
+        )
+
+    two = Budget(table, 2, 10.0)
+    pace = Budget(table, 1, 30.0)
+    first = await store.store_many(
+        [
+            message(ana, 0, two),
+            message(ana, 0, two),
+            message(ana, 0, two),  # the batch's two before it spent the budget
+            message(ben, 0, two, pace),
+            message(ben, 7, two),  # admitted on a version that is not the current one
+            Pending(channel, {"text": "unguarded"}, None, now),
+        ]
+    )
+    outcomes = [o.seq if isinstance(o, Stored) else o.budget for o in first]
+    assert outcomes == [1, 2, 0, 3, None, 4]
+    assert all(isinstance(o, NotStored) for o in (first[2], first[4]))
+    assert await stored(app, channel) == (4, 3)
+
+    # Stored rows spend the budgets of later batches, within their windows.
+    clock.advance(5)
+    later = clock.now()
+    second = await store.store_many(
+        [message(ana, 0, two, at=later), message(ben, 0, two, pace, at=later)]
+    )
+    assert [o.budget for o in second if isinstance(o, NotStored)] == [0, 1]
+    clock.advance(5)
+    third = await store.store_many([message(ana, 0, two, at=clock.now())])
+    assert [o.seq for o in third if isinstance(o, Stored)] == [5]
+
+    # Moving the standing version refuses what was admitted on the old one.
+    async with app[HUB].db.writing() as conn:
+        await move_standing(conn)
+    assert await app[HUB].gateway.standing_version() == 1
+    clock.advance(30)
+    fourth = await store.store_many(
+        [message(ben, 0, two, at=clock.now()), message(ben, 1, two, pace, at=clock.now())]
+    )
+    assert [o.budget if isinstance(o, NotStored) else o.seq for o in fourth] == [None, 6]
+    assert await stored(app, channel) == (6, 5)
+
+
+async def test_a_members_budget_holds_across_hubs(
+    aiohttp_client: Any,
+    settings: Any,
+    private_redis: PrivateRedis,
+    clock: FakeClock,
+    fast_hashing: Any,
+) -> None:
+    """The budget is counted where messages are stored, so a member writing from sockets on two
+    hubs at once gets ten messages through per ten seconds, not ten on each: on PostgreSQL one
+    more at most, the message in flight on the other hub at the moment the budget ran out
+    (each storing statement sees what was committed when it started)."""
+    one, two = await two_hubs(aiohttp_client, settings, private_redis.url, clock, fast_hashing)
+    ana = await sign_up(one, "Ana")
+    cid = (await create_community(one, ana))["id"]
+    general = f"chat:community:{cid}"
+    here, there = Chatter(ana, await connect(one, ana)), Chatter(ana, await connect(two, ana))
+
+    async def burst(chat: Chatter) -> list[dict[str, Any]]:
+        return [await chat.publish(general, {"text": f"{i}"}) for i in range(8)]
+
+    answers = [a for side in await asyncio.gather(burst(here), burst(there)) for a in side]
+    acked = sorted(a["seq"] for a in answers if a["op"] == "ack")
+    assert acked in (list(range(1, 11)), list(range(1, 12)))
+    assert {a["code"] for a in answers if a["op"] == "error"} == {"rate_limited"}
+    assert await stored(app_of(one), general) == (len(acked), len(acked))
+    for side in (here, there):
+        assert (await side.publish(general, {"text": "more"}))["code"] == "rate_limited"
+    clock.advance(10)
+    assert await there.say(general, "later") == len(acked) + 1
