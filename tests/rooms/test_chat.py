@@ -624,9 +624,10 @@ async def test_moderation_refuses_the_next_publish_on_every_hub(
     fast_hashing: Any,
 ) -> None:
     """A hub keeps its members' standing in memory between messages; a mute, a ban or leaving
-    a group still refuses the member's very next publish, whichever hub the moderator acted on
-    and whichever hub the member's socket is on (the standing version read with each batch's
-    budgets moved)."""
+    a group still refuses the member's very next publish, and an unmute allows it, whichever hub
+    the moderator acted on and whichever hub the member's socket is on (the standing version
+    moved: the message's transaction refuses what was admitted on the old one, and a refusal
+    from memory is checked against it)."""
     one, two = await two_hubs(aiohttp_client, settings, private_redis.url, clock, fast_hashing)
     ana = await sign_up(one, "Ana")
     ben = await sign_up(two, "Ben")
