@@ -29,17 +29,13 @@ class Coalescer(Generic[T, R]):
         *,
         max_batch: int,
         name: str,
-        gate: Callable[[], Awaitable[None]] | None = None,
         workers: int = 1,
     ) -> None:
-        """``gate``, when given, is awaited before each batch is taken: calls keep joining the
-        batch until it returns (a stage that feeds another waits for it, so that both handle
-        the same, larger batches). ``workers`` batches may be handled at once (two: one in the
-        database while the calls arriving meanwhile gather for the next)."""
+        """``workers`` batches may be handled at once (two: one in the database while the calls
+        arriving meanwhile gather for the next)."""
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self._handle = handle
-        self._gate = gate
         self._max_batch = max_batch
         self._name = name
         self._max_workers = workers
@@ -79,9 +75,6 @@ class Coalescer(Generic[T, R]):
             while self._waiting:
                 batch: list[tuple[T, asyncio.Future[R]]] = []
                 try:
-                    if self._gate is not None:
-                        with contextlib.suppress(Exception):  # a broken gate is an open one
-                            await self._gate()
                     batch = self._waiting[: self._max_batch]
                     del self._waiting[: self._max_batch]
                     outcomes = await self._handle([item for item, _ in batch])

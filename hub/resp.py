@@ -17,6 +17,7 @@ Everything else (presence, tickets, pipelines) stays on redis-py.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import dataclasses
@@ -55,7 +56,7 @@ def encode(args: Sequence[Arg]) -> bytes:
     return b"".join(parts)
 
 
-class _Resp(asyncio.Protocol):
+class _Resp(asyncio.Protocol, abc.ABC):
     """A connection speaking RESP, read with hiredis's parser."""
 
     def __init__(self) -> None:
@@ -86,9 +87,9 @@ class _Resp(asyncio.Protocol):
         self._fail(RedisConnectionError(why))
         self.abort()
 
+    @abc.abstractmethod
     def _fail(self, error: Exception) -> None:
         """Closed to new commands; every command still waiting gets ``error``."""
-        raise NotImplementedError
 
 
 class _Protocol(_Resp):

@@ -322,6 +322,36 @@ def _guard_shape(batch: Sequence[Pending]) -> GuardShape:
     return tuple(tables)
 
 
+async def _refusal(
+    conn: AsyncConnection, p: Pending, guard: Guard, version: int, admitted: Sequence[Pending]
+) -> NotStored | None:
+    """``_BATCH_PG``'s judgement of one guarded message in portable statements: its refusal, or
+    None. ``admitted``: the messages before it in the batch that are being stored."""
+    if guard.standing != version:
+        return NotStored(None)
+    for k, budget in enumerate(guard.budgets):
+        table = budget.table
+        spent = await conn.scalar(
+            select(func.count())
+            .select_from(table)
+            .where(
+                table.c.channel == p.channel,
+                table.c.author_id == p.author_id,
+                table.c.created_at > p.now - timedelta(seconds=budget.window),
+            )
+        )
+        spent = (spent or 0) + sum(
+            1
+            for a in admitted
+            if (a.channel, a.author_id) == (p.channel, p.author_id)
+            and a.guard is not None
+            and k < len(a.guard.budgets)
+        )
+        if spent >= budget.limit:
+            return NotStored(k)
+    return None
+
+
 class MessageStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -424,31 +454,7 @@ class MessageStore:
         for p in batch:
             refusal = None
             if p.guard is not None:
-                if p.guard.standing != version:
-                    refusal = NotStored(None)
-                else:
-                    for k, budget in enumerate(p.guard.budgets):
-                        since = p.now - timedelta(seconds=budget.window)
-                        table = budget.table
-                        spent = await conn.scalar(
-                            select(func.count())
-                            .select_from(table)
-                            .where(
-                                table.c.channel == p.channel,
-                                table.c.author_id == p.author_id,
-                                table.c.created_at > since,
-                            )
-                        )
-                        spent = (spent or 0) + sum(
-                            1
-                            for a in admitted
-                            if (a.channel, a.author_id) == (p.channel, p.author_id)
-                            and a.guard is not None
-                            and k < len(a.guard.budgets)
-                        )
-                        if spent >= budget.limit:
-                            refusal = NotStored(k)
-                            break
+                refusal = await _refusal(conn, p, p.guard, version, admitted)
             refusals.append(refusal)
             if refusal is None:
                 admitted.append(p)
